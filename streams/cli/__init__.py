@@ -1,0 +1,1 @@
+"""Command-line front ends of `python -m streams`: one module per sub-command."""

@@ -1,0 +1,1 @@
+"""Turning public interaction data sets into interaction events for tests and demos."""

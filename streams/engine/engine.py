@@ -1,0 +1,203 @@
+"""The relationship engine: holds updates until the watermark passes, applies them in order, fires timers."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+
+from streams.engine.alerts import Alert, make_alert
+from streams.engine.events import OUT, RowUpdate
+from streams.engine.row import Row
+from streams.engine.rules import Rules
+from streams.engine.timers import DeadlineIndex
+from streams.settings import Settings
+
+__all__ = ["NO_WATERMARK", "EngineStats", "RelationshipEngine"]
+
+NO_WATERMARK = -(2**63)
+RowKey = tuple[str, str]
+RowChanged = Callable[[RowKey, Row], None]
+UpdateApplied = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters of what the engine did; event-level ones count `out` halves only (one per event)."""
+
+    applied: int = 0
+    """Events applied (not duplicates)."""
+    duplicates: int = 0
+    """Events ignored as duplicates."""
+    late: int = 0
+    """Events that arrived below the watermark and were applied at once."""
+    dormant: int = 0
+    """Dormant alerts emitted."""
+    revived: int = 0
+    """Revived alerts emitted."""
+
+
+class RelationshipEngine:
+    """Applies row updates in `(ts, id)` order behind a watermark and emits alerts (SPEC §2-4).
+
+    One instance owns a set of rows (all of them in replay, one owner partition
+    in the service). `rows` may be any mapping; `on_row_changed` is called after
+    every mutation so a caller can persist the row, `on_applied` with each
+    update's tag once it has been applied (or ignored as a duplicate).
+
+    >>> from streams.engine.events import Interaction, row_updates
+    >>> engine = RelationshipEngine(Settings(min_touches=1, require_mutual=False))
+    >>> for update in row_updates(Interaction("e1", 0, "ann", "bob", 1_000_000_000_000)):
+    ...     engine.offer(update)
+    []
+    []
+    >>> [a["kind"] for a in engine.advance(1_000_000_000_000 + 14 * 86_400_000)]
+    ['dormant', 'dormant']
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rows: MutableMapping[RowKey, Row] | None = None,
+        on_row_changed: RowChanged | None = None,
+        on_applied: UpdateApplied | None = None,
+    ) -> None:
+        self.rules = Rules(settings)
+        self.rows: MutableMapping[RowKey, Row] = {} if rows is None else rows
+        self.timers = DeadlineIndex()
+        self.held: list[RowUpdate] = []
+        self.watermark = NO_WATERMARK
+        self.max_ts = NO_WATERMARK
+        self.stats = EngineStats()
+        self._on_row_changed = on_row_changed
+        self._on_applied = on_applied
+        self._alerts: list[Alert] = []
+        for key, row in self.rows.items():
+            self._schedule(key, row)
+
+    # --- inputs -----------------------------------------------------------
+    def offer(self, update: RowUpdate) -> list[Alert]:
+        """Hold `update` until the watermark passes it; apply it at once if it is already late."""
+        if update.ts > self.max_ts:
+            self.max_ts = update.ts
+        if update.ts < self.watermark:
+            self._apply(update, late=True)
+            return self._take_alerts()
+        heapq.heappush(self.held, update)
+        return []
+
+    def advance(self, watermark: int, inclusive: bool = False) -> list[Alert]:
+        """Move the watermark (never back): apply held updates below it, fire deadlines `<=` it.
+
+        `inclusive` also applies updates exactly at `watermark`: it is the
+        all-idle / end-of-input case, where nothing more is expected.
+        """
+        if watermark > self.watermark:
+            self.watermark = watermark
+        limit = self.watermark
+        held = self.held
+        while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
+            update = heapq.heappop(held)
+            self._fire_due(update.ts)
+            self._apply(update, late=False)
+        self._fire_due(limit)
+        return self._take_alerts()
+
+    def finish(self) -> list[Alert]:
+        """End of input: apply everything held; nothing fires beyond the largest `ts` seen."""
+        return self.advance(max(self.max_ts, self.watermark), inclusive=True)
+
+    # --- core -------------------------------------------------------------
+    def _apply(self, update: RowUpdate, late: bool) -> None:
+        ts, event_id, owner, contact, direction, kind, tag = update
+        key = (owner, contact)
+        rules = self.rules
+        row = self.rows.get(key)
+        if row is None:
+            row = Row.first(ts)
+            self.rows[key] = row
+        else:
+            seen_at = row.recent.get(event_id)
+            if seen_at is not None and abs(ts - seen_at) < rules.dedup_window:
+                if direction == OUT:
+                    self.stats.duplicates += 1
+                if self._on_applied is not None:
+                    self._on_applied(tag)
+                return
+        if direction == OUT:
+            self.stats.applied += 1
+            if late:
+                self.stats.late += 1
+        older = ts < row.last_at
+        if not older and row.dormant_since is not None:
+            self._emit("revived", key, row)
+            row.dormant_since = None
+            self.stats.revived += 1
+        row.counts[direction * 3 + kind] += 1
+        weight = rules.weights[kind]
+        if older:
+            row.strength += weight * rules.decay(row.last_at - ts)
+        else:
+            row.strength = row.strength * rules.decay(ts - row.last_at) + weight
+            if row.touches == 0:
+                row.touches = 1
+                row.touch_at = ts
+            elif ts >= row.touch_at + rules.touch_merge:
+                gaps = row.gaps
+                gaps.append(ts - row.touch_at)
+                if len(gaps) > rules.gap_window:
+                    del gaps[0]
+                row.touch_at = ts
+                row.touches += 1
+            row.last_at = ts
+        if ts < row.first_at:
+            row.first_at = ts
+        if direction == OUT:
+            if row.last_out_at is None or ts > row.last_out_at:
+                row.last_out_at = ts
+        elif row.last_in_at is None or ts > row.last_in_at:
+            row.last_in_at = ts
+        self._remember(row, event_id, ts)
+        if not older:
+            self._schedule(key, row)
+        if self._on_row_changed is not None:
+            self._on_row_changed(key, row)
+        if self._on_applied is not None:
+            self._on_applied(tag)
+
+    def _remember(self, row: Row, event_id: str, ts: int) -> None:
+        recent = row.recent
+        recent[event_id] = ts
+        horizon = row.last_at - self.rules.dedup_window
+        if len(recent) > 1 and next(iter(recent.values())) <= horizon:
+            for old_id in [i for i, t in recent.items() if t <= horizon]:
+                del recent[old_id]
+
+    def _schedule(self, key: RowKey, row: Row) -> None:
+        if row.dormant_since is not None:
+            self.timers.discard(key)
+            return
+        deadline = self.rules.deadline(row)
+        if deadline is None:
+            self.timers.discard(key)
+        else:
+            self.timers.set(key, deadline)
+
+    def _fire_due(self, limit: int) -> None:
+        next_deadline = self.timers.next_deadline()
+        if next_deadline is None or next_deadline > limit:
+            return
+        for deadline, key in self.timers.pop_due(limit):
+            row = self.rows[key]
+            row.dormant_since = deadline
+            self._emit("dormant", key, row)
+            self.stats.dormant += 1
+            if self._on_row_changed is not None:
+                self._on_row_changed(key, row)
+
+    def _emit(self, kind: str, key: RowKey, row: Row) -> None:
+        self._alerts.append(make_alert(kind, key[0], key[1], row, self.rules, self.watermark))
+
+    def _take_alerts(self) -> list[Alert]:
+        alerts, self._alerts = self._alerts, []
+        return alerts
