@@ -57,7 +57,9 @@ class ReplaySummary:
         }
 
 
-def replay(lines: Iterable[bytes], settings: Settings, summary: ReplaySummary | None = None) -> Iterator[Alert]:
+def replay(
+    lines: Iterable[bytes], settings: Settings, summary: ReplaySummary | None = None
+) -> Iterator[Alert]:
     """Yield the alerts of `lines` (one JSON event each) in emission order.
 
     The watermark is the max `ts` seen minus `allowed_lateness_ms`; the wall
@@ -79,8 +81,7 @@ def replay(lines: Iterable[bytes], settings: Settings, summary: ReplaySummary | 
             summary.invalid[exc.reason.value] += 1
             continue
         ts, actor, target = event.ts, event.actor, event.target
-        if ts > max_ts:
-            max_ts = ts
+        max_ts = max(max_ts, ts)
         if actor == target:
             summary.self_interactions += 1
             continue

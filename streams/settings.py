@@ -30,44 +30,112 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMS_", frozen=True, extra="forbid")
 
     # --- relationship semantics (SPEC §2, §3, §5) ---
-    weight_mention: float = Field(2.0, ge=0, description="STREAMS_WEIGHT_MENTION: strength weight of a mention.")
+    weight_mention: float = Field(
+        2.0, ge=0, description="STREAMS_WEIGHT_MENTION: strength weight of a mention."
+    )
     weight_reply: float = Field(3.0, ge=0, description="STREAMS_WEIGHT_REPLY: strength weight of a reply.")
     weight_like: float = Field(1.0, ge=0, description="STREAMS_WEIGHT_LIKE: strength weight of a like.")
-    half_life_ms: int = Field(30 * DAY_MS, gt=0, description="STREAMS_HALF_LIFE_MS: strength half-life (30 days).")
-    touch_merge_ms: int = Field(6 * HOUR_MS, ge=0, description="STREAMS_TOUCH_MERGE_MS: interactions this close to a touch's start join it (6 h).")
-    gap_window: int = Field(8, ge=1, description="STREAMS_GAP_WINDOW: gaps between touch starts kept per row (8).")
-    min_touches: int = Field(5, ge=1, description="STREAMS_MIN_TOUCHES: touches before a row is established (5).")
-    require_mutual: bool = Field(True, description="STREAMS_REQUIRE_MUTUAL: established needs one interaction each way (true).")
+    half_life_ms: int = Field(
+        30 * DAY_MS, gt=0, description="STREAMS_HALF_LIFE_MS: strength half-life (30 days)."
+    )
+    touch_merge_ms: int = Field(
+        6 * HOUR_MS,
+        ge=0,
+        description="STREAMS_TOUCH_MERGE_MS: interactions this close to a touch's start join it (6 h).",
+    )
+    gap_window: int = Field(
+        8, ge=1, description="STREAMS_GAP_WINDOW: gaps between touch starts kept per row (8)."
+    )
+    min_touches: int = Field(
+        5, ge=1, description="STREAMS_MIN_TOUCHES: touches before a row is established (5)."
+    )
+    require_mutual: bool = Field(
+        True, description="STREAMS_REQUIRE_MUTUAL: established needs one interaction each way (true)."
+    )
     k: float = Field(3.0, gt=0, description="STREAMS_K: threshold = k x typical gap, clamped (3.0).")
-    min_silence_ms: int = Field(14 * DAY_MS, ge=0, description="STREAMS_MIN_SILENCE_MS: lower clamp of the threshold (14 days).")
-    max_silence_ms: int = Field(90 * DAY_MS, ge=0, description="STREAMS_MAX_SILENCE_MS: upper clamp of the threshold (90 days).")
-    allowed_lateness_ms: int = Field(60_000, ge=0, description="STREAMS_ALLOWED_LATENESS_MS: watermark lag behind the max event time (1 min; replay: 0).")
-    idle_timeout_ms: int = Field(30_000, gt=0, description="STREAMS_IDLE_TIMEOUT_MS: wall time after which a silent input partition stops holding the watermark (30 s).")
-    clock: Clock = Field("hybrid", description="STREAMS_CLOCK: `event`, or `hybrid` = also wall clock - lateness (replay: event).")
-    dedup_window_ms: int = Field(DAY_MS, ge=0, description="STREAMS_DEDUP_WINDOW_MS: event-time window of id de-duplication (24 h).")
+    min_silence_ms: int = Field(
+        14 * DAY_MS, ge=0, description="STREAMS_MIN_SILENCE_MS: lower clamp of the threshold (14 days)."
+    )
+    max_silence_ms: int = Field(
+        90 * DAY_MS, ge=0, description="STREAMS_MAX_SILENCE_MS: upper clamp of the threshold (90 days)."
+    )
+    allowed_lateness_ms: int = Field(
+        60_000,
+        ge=0,
+        description="STREAMS_ALLOWED_LATENESS_MS: watermark lag behind the max event time (1 min; replay: 0).",
+    )
+    idle_timeout_ms: int = Field(
+        30_000,
+        gt=0,
+        description="STREAMS_IDLE_TIMEOUT_MS: wall time after which a silent input partition stops holding the watermark (30 s).",
+    )
+    clock: Clock = Field(
+        "hybrid",
+        description="STREAMS_CLOCK: `event`, or `hybrid` = also wall clock - lateness (replay: event).",
+    )
+    dedup_window_ms: int = Field(
+        DAY_MS, ge=0, description="STREAMS_DEDUP_WINDOW_MS: event-time window of id de-duplication (24 h)."
+    )
 
     # --- service ---
-    broker: str = Field("kafka://127.0.0.1:9092", description="STREAMS_BROKER: Kafka bootstrap URL(s), `;`-separated.")
-    app_id: str = Field("relationships", description="STREAMS_APP_ID: consumer group and internal-topic prefix.")
+    broker: str = Field(
+        "kafka://127.0.0.1:9092", description="STREAMS_BROKER: Kafka bootstrap URL(s), `;`-separated."
+    )
+    app_id: str = Field(
+        "relationships", description="STREAMS_APP_ID: consumer group and internal-topic prefix."
+    )
     data_dir: Path = Field(Path(".data"), description="STREAMS_DATA_DIR: RocksDB tables and worker state.")
-    web_host: str = Field("127.0.0.1", description="STREAMS_WEB_HOST: bind address of the web port (metrics, health, queries).")
+    web_host: str = Field(
+        "127.0.0.1", description="STREAMS_WEB_HOST: bind address of the web port (metrics, health, queries)."
+    )
     web_port: int = Field(6066, ge=1, le=65535, description="STREAMS_WEB_PORT: web port (6066).")
-    partitions: int = Field(6, ge=1, description="STREAMS_PARTITIONS: partitions of the topics `topics create` makes and of the owner-keyed stream.")
+    partitions: int = Field(
+        6,
+        ge=1,
+        description="STREAMS_PARTITIONS: partitions of the topics `topics create` makes and of the owner-keyed stream.",
+    )
     topic_mentions: str = Field("interactions.mentions", description="STREAMS_TOPIC_MENTIONS")
     topic_replies: str = Field("interactions.replies", description="STREAMS_TOPIC_REPLIES")
     topic_likes: str = Field("interactions.likes", description="STREAMS_TOPIC_LIKES")
     topic_alerts: str = Field("relationships.alerts", description="STREAMS_TOPIC_ALERTS")
     topic_dead_letter: str = Field("interactions.dead-letter", description="STREAMS_TOPIC_DEAD_LETTER")
     processing_guarantee: Guarantee = Field("at_least_once", description="STREAMS_PROCESSING_GUARANTEE")
-    ingest_batch_size: int = Field(2000, ge=1, description="STREAMS_INGEST_BATCH_SIZE: input records per re-keying batch.")
-    ingest_batch_within_ms: int = Field(50, ge=1, description="STREAMS_INGEST_BATCH_WITHIN_MS: longest wait to fill a batch.")
-    tick_interval_ms: int = Field(1000, ge=10, description="STREAMS_TICK_INTERVAL_MS: wall-clock tick to every owner partition.")
-    max_record_bytes: int = Field(1_000_000, ge=1024, description="STREAMS_MAX_RECORD_BYTES: larger input records are dead letters.")
+    ingest_batch_size: int = Field(
+        2000, ge=1, description="STREAMS_INGEST_BATCH_SIZE: input records per re-keying batch."
+    )
+    ingest_batch_within_ms: int = Field(
+        50, ge=1, description="STREAMS_INGEST_BATCH_WITHIN_MS: longest wait to fill a batch."
+    )
+    tick_interval_ms: int = Field(
+        1000,
+        ge=10,
+        description="STREAMS_TICK_INTERVAL_MS: how often each worker sends watermark heartbeats to every owner partition.",
+    )
+    checkpoint_interval_ms: int = Field(
+        500,
+        ge=1,
+        description="STREAMS_CHECKPOINT_INTERVAL_MS: how often changed rows are written to the table (and their records acked).",
+    )
+    checkpoint_max_rows: int = Field(
+        20_000,
+        ge=1,
+        description="STREAMS_CHECKPOINT_MAX_ROWS: write changed rows sooner when this many are pending.",
+    )
+    max_record_bytes: int = Field(
+        1_000_000, ge=1024, description="STREAMS_MAX_RECORD_BYTES: larger input records are dead letters."
+    )
     log_level: str = Field("info", description="STREAMS_LOG_LEVEL")
-    broker_security_protocol: str = Field("PLAINTEXT", description="STREAMS_BROKER_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
-    broker_sasl_mechanism: str | None = Field(None, description="STREAMS_BROKER_SASL_MECHANISM: e.g. PLAIN, SCRAM-SHA-512.")
+    broker_security_protocol: str = Field(
+        "PLAINTEXT",
+        description="STREAMS_BROKER_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    broker_sasl_mechanism: str | None = Field(
+        None, description="STREAMS_BROKER_SASL_MECHANISM: e.g. PLAIN, SCRAM-SHA-512."
+    )
     broker_sasl_username: str | None = Field(None, description="STREAMS_BROKER_SASL_USERNAME")
-    broker_sasl_password: str | None = Field(None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD (never logged)")
+    broker_sasl_password: str | None = Field(
+        None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD (never logged)"
+    )
     broker_ssl_cafile: Path | None = Field(None, description="STREAMS_BROKER_SSL_CAFILE: CA bundle for TLS.")
 
     def threshold_bounds(self) -> tuple[int, int]:

@@ -6,6 +6,7 @@
 #   kafka.sh stop     SIGTERM the broker, SIGKILL after 30 s; fine if not running
 #   kafka.sh status   exit 0 if 127.0.0.1:$KAFKA_PORT answers, 1 otherwise
 #   kafka.sh reset    stop, then delete data + logs (keeps the jar cache)
+#   kafka.sh restart  stop + start (data kept)
 #
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_DIR (<repo>/.kafka),
 #      KAFKA_LIB_DIR ($KAFKA_DIR/lib), KAFKA_HEAP ("-Xms256m -Xmx1g"),
@@ -85,10 +86,12 @@ resolve_jars() {
     tmp="$KAFKA_LIB_DIR.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$(dirname "$KAFKA_LIB_DIR")"
-    if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp"; then
+    local out
+    if ! out="$(mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1)"; then
+        printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' >&2
         rm -rf "$tmp"
-        die "maven could not resolve the Kafka jars (see output above)"
+        die "maven could not resolve the Kafka jars (output above)"
     fi
     echo "$sum" >"$tmp/.pom.sha256"
     rm -rf "$KAFKA_LIB_DIR"
@@ -180,7 +183,8 @@ cmd_start() {
         fi
         if ((SECONDS >= deadline)); then
             show_logs
-            die "broker did not open $HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (pid $pid still running; '$0 stop' to kill it)"
+            cmd_stop >&2
+            die "broker did not open $HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s (stopped it again)"
         fi
         sleep 0.5
     done
@@ -195,7 +199,8 @@ cmd_start() {
         if ! java -Dlog4j2.level=ERROR -cp "$KAFKA_LIB_DIR/*" "$READY_PROBE" \
             "$HOST:$KAFKA_PORT" "$((left * 1000))"; then
             show_logs
-            die "broker on $HOST:$KAFKA_PORT did not serve metadata within ${KAFKA_START_TIMEOUT}s (pid $pid; '$0 stop' to kill it)"
+            cmd_stop >&2
+            die "broker on $HOST:$KAFKA_PORT did not serve metadata within ${KAFKA_START_TIMEOUT}s (stopped it again)"
         fi
     else
         local size
@@ -211,7 +216,8 @@ cmd_start() {
             fi
             if ((SECONDS >= deadline)); then
                 show_logs
-                die "broker did not report 'Kafka Server started' within ${KAFKA_START_TIMEOUT}s (pid $pid; '$0 stop' to kill it)"
+                cmd_stop >&2
+                die "broker did not report 'Kafka Server started' within ${KAFKA_START_TIMEOUT}s (stopped it again)"
             fi
             sleep 0.5
         done

@@ -78,8 +78,7 @@ class RelationshipEngine:
     # --- inputs -----------------------------------------------------------
     def offer(self, update: RowUpdate) -> list[Alert]:
         """Hold `update` until the watermark passes it; apply it at once if it is already late."""
-        if update.ts > self.max_ts:
-            self.max_ts = update.ts
+        self.max_ts = max(self.max_ts, update.ts)
         if update.ts < self.watermark:
             self._apply(update, late=True)
             return self._take_alerts()
@@ -92,8 +91,7 @@ class RelationshipEngine:
         `inclusive` also applies updates exactly at `watermark`: it is the
         all-idle / end-of-input case, where nothing more is expected.
         """
-        if watermark > self.watermark:
-            self.watermark = watermark
+        self.watermark = max(self.watermark, watermark)
         limit = self.watermark
         held = self.held
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
@@ -150,8 +148,7 @@ class RelationshipEngine:
                 row.touch_at = ts
                 row.touches += 1
             row.last_at = ts
-        if ts < row.first_at:
-            row.first_at = ts
+        row.first_at = min(row.first_at, ts)
         if direction == OUT:
             if row.last_out_at is None or ts > row.last_out_at:
                 row.last_out_at = ts

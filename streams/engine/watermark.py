@@ -8,90 +8,86 @@ import orjson
 
 __all__ = ["SourceProgress", "WatermarkTracker"]
 
-NONE_SEEN = None
-
 
 class SourceProgress:
-    """What one input partition has shown: its max event time and when it last spoke."""
+    """What one input partition has reported: its max event time and whether it is idle."""
 
-    __slots__ = ("heard_at", "max_ts")
+    __slots__ = ("idle", "max_ts")
 
-    def __init__(self, max_ts: int | None, heard_at: int) -> None:
+    def __init__(self, max_ts: int | None, idle: bool) -> None:
         self.max_ts = max_ts
-        """Max event time seen on the input partition (ms), None before its first event."""
-        self.heard_at = heard_at
-        """Wall time (ms) of its last marker, or when tracking began."""
+        """Max event time sent from the input partition (ms), None before its first event."""
+        self.idle = idle
+        """True when its reader reported it caught up and silent for `idle_timeout`."""
 
 
 class WatermarkTracker:
     """Turns watermark markers from input partitions into one owner partition's watermark.
 
-    Sources it was told about up front count as "nothing seen yet" (holding
-    the watermark back) until they speak or go idle.
+    Input partitions known up front count as "nothing seen yet", holding the
+    watermark back, until their reader reports progress or idleness. Idleness
+    is judged where the input partition is read (it alone knows whether the
+    partition is caught up), and travels in the markers.
 
-    >>> tracker = WatermarkTracker(["t:0", "t:1"], lateness_ms=10, idle_timeout_ms=1000, hybrid=False, now_ms=0)
-    >>> tracker.observe("t:0", 500, now_ms=1); tracker.watermark(now_ms=2)
+    >>> tracker = WatermarkTracker(["t:0", "t:1"], lateness_ms=10, hybrid=False)
+    >>> tracker.observe("t:0", 500, idle=False); tracker.watermark(now_ms=0)
     (None, False)
-    >>> tracker.observe("t:1", 300, now_ms=3); tracker.watermark(now_ms=4)
+    >>> tracker.observe("t:1", 300, idle=False); tracker.watermark(now_ms=0)
     (290, False)
-    >>> tracker.watermark(now_ms=5000)
+    >>> tracker.observe("t:1", None, idle=True); tracker.watermark(now_ms=0)
+    (490, False)
+    >>> tracker.observe("t:0", None, idle=True); tracker.watermark(now_ms=0)
     (500, True)
     """
 
-    def __init__(
-        self,
-        sources: Iterable[str],
-        lateness_ms: int,
-        idle_timeout_ms: int,
-        hybrid: bool,
-        now_ms: int,
-    ) -> None:
+    def __init__(self, sources: Iterable[str], lateness_ms: int, hybrid: bool) -> None:
         self.lateness = lateness_ms
-        self.idle_timeout = idle_timeout_ms
         self.hybrid = hybrid
-        self.sources: dict[str, SourceProgress] = {s: SourceProgress(NONE_SEEN, now_ms) for s in sources}
+        self.sources: dict[str, SourceProgress] = {s: SourceProgress(None, False) for s in sources}
 
-    def observe(self, source: str, max_ts: int, now_ms: int) -> None:
-        """A marker: `source` has sent everything up to event time `max_ts`."""
+    def observe(self, source: str, max_ts: int | None, idle: bool) -> None:
+        """A marker: `source` has sent everything up to `max_ts`, and is or is not idle."""
         progress = self.sources.get(source)
         if progress is None:
-            self.sources[source] = SourceProgress(max_ts, now_ms)
+            self.sources[source] = SourceProgress(max_ts, idle)
             return
-        if progress.max_ts is None or max_ts > progress.max_ts:
+        if max_ts is not None and (progress.max_ts is None or max_ts > progress.max_ts):
             progress.max_ts = max_ts
-        progress.heard_at = now_ms
+        progress.idle = idle
 
     def watermark(self, now_ms: int) -> tuple[int | None, bool]:
-        """`(watermark, all_idle)`; the watermark is None while an active source has shown nothing."""
+        """`(watermark, all_idle)`; None while an active input partition has shown nothing."""
         low: int | None = None
         high: int | None = None
         blocked = False
         all_idle = True
         for progress in self.sources.values():
-            if progress.max_ts is not None and (high is None or progress.max_ts > high):
-                high = progress.max_ts
-            if now_ms - progress.heard_at >= self.idle_timeout:
+            max_ts = progress.max_ts
+            if max_ts is not None and (high is None or max_ts > high):
+                high = max_ts
+            if progress.idle:
                 continue
             all_idle = False
-            if progress.max_ts is None:
+            if max_ts is None:
                 blocked = True
-            elif low is None or progress.max_ts < low:
-                low = progress.max_ts
+            elif low is None or max_ts < low:
+                low = max_ts
         if all_idle:
             mark = high
+        elif blocked or low is None:
+            mark = None
         else:
-            mark = None if blocked or low is None else low - self.lateness
+            mark = low - self.lateness
         if self.hybrid:
             wall = now_ms - self.lateness
             mark = wall if mark is None else max(mark, wall)
         return mark, all_idle and high is not None
 
     def to_bytes(self) -> bytes:
-        """Persistable progress (max event time per source)."""
+        """Persistable progress (max event time per input partition)."""
         return orjson.dumps({s: p.max_ts for s, p in self.sources.items()})
 
-    def restore(self, data: bytes, now_ms: int) -> None:
-        """Merge progress written by `to_bytes` (never moves a source back)."""
+    def restore(self, data: bytes) -> None:
+        """Merge progress written by `to_bytes` (never moves a source back; idleness is re-learnt)."""
         for source, max_ts in orjson.loads(data).items():
-            if max_ts is not None:
-                self.observe(source, max_ts, now_ms)
+            self.observe(source, max_ts, idle=False)

@@ -1,0 +1,164 @@
+"""Ingest agent: validate input records, dead-letter the bad ones, re-key good ones by owner, emit markers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import faust
+from faust.types import TP, EventT
+
+from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
+from streams.service.dead_letter import dead_letter
+from streams.service.metrics import Metrics
+from streams.service.partitioning import owner_partition
+from streams.service.records import Marker, UpdateFields, encode_owner_record
+from streams.service.topology import Topology
+from streams.settings import Settings
+
+__all__ = ["Rekeyer", "register_ingest"]
+
+log = logging.getLogger(__name__)
+
+
+def source_name(topic: str, partition: int) -> str:
+    """How markers name an input partition."""
+    return f"{topic}:{partition}"
+
+
+class Rekeyer:
+    """Splits input batches into owner partitions and tracks what each input partition has sent."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._seen: dict[str, int] = {}
+        self.sent: dict[str, int] = {}
+        """Max event time per input partition whose updates are already queued for sending."""
+        self.last_record_at: dict[str, float] = {}
+        """Monotonic time of each input partition's last record."""
+
+    def split(
+        self, events: Sequence[EventT], dead: list[tuple[EventT, InvalidEvent]]
+    ) -> tuple[dict[int, list[UpdateFields]], set[str]]:
+        """Row updates per owner partition, and the input partitions the batch touched."""
+        partitions = self.settings.partitions
+        max_bytes = self.settings.max_record_bytes
+        consumed, seen, self_count = self.metrics.consumed, self._seen, 0
+        by_partition: dict[int, list[UpdateFields]] = {}
+        touched: set[str] = set()
+        now = time.monotonic()
+        for event in events:
+            message = event.message
+            source = source_name(message.topic, message.partition)
+            touched.add(source)
+            self.last_record_at[source] = now
+            try:
+                interaction = decode_event(event.value, max_bytes)
+            except InvalidEvent as exc:
+                dead.append((event, exc))
+                consumed.labels(topic=message.topic, type="invalid").inc()
+                continue
+            consumed.labels(topic=message.topic, type=INTERACTION_TYPES[interaction.type]).inc()
+            ts = interaction.ts
+            if ts > seen.get(source, ts - 1):
+                seen[source] = ts
+            actor, target = interaction.actor, interaction.target
+            if actor == target:
+                self_count += 1
+                continue
+            by_partition.setdefault(owner_partition(actor, partitions), []).append(
+                [ts, interaction.id, actor, target, OUT, interaction.type]
+            )
+            by_partition.setdefault(owner_partition(target, partitions), []).append(
+                [ts, interaction.id, target, actor, IN, interaction.type]
+            )
+        if self_count:
+            self.metrics.self_interactions.inc(self_count)
+        return by_partition, touched
+
+    def batch_markers(self, sources: set[str]) -> dict[str, Marker]:
+        """The (non-idle) markers that follow a batch from `sources`."""
+        return {source: (self._seen.get(source), False) for source in sources}
+
+    def mark_sent(self, markers: dict[str, Marker]) -> None:
+        """The batch these markers cover is queued: heartbeats may now report its progress."""
+        for source, (max_ts, _idle) in markers.items():
+            if max_ts is not None:
+                self.sent[source] = max_ts
+
+    def heartbeat(self, caught_up: dict[str, bool]) -> dict[str, Marker]:
+        """Markers for assigned input partitions: idle = caught up and silent for `idle_timeout`."""
+        now = time.monotonic()
+        timeout = self.settings.idle_timeout_ms / 1000
+        markers: dict[str, Marker] = {}
+        for source, is_caught_up in caught_up.items():
+            last = self.last_record_at.setdefault(source, now)
+            markers[source] = (self.sent.get(source), is_caught_up and now - last >= timeout)
+        return markers
+
+
+async def _caught_up(app: faust.App, topics: set[str]) -> dict[str, bool]:
+    """For each assigned input partition: has the consumer fetched up to its end offset?"""
+    consumer = app.consumer
+    status: dict[str, bool] = {}
+    tp: TP
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        position = await consumer.position(tp)
+        highwater = consumer.highwater(tp)
+        status[source_name(tp.topic, tp.partition)] = (
+            position is not None and highwater is not None and position >= highwater
+        )
+    return status
+
+
+def register_ingest(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> Rekeyer:
+    """Register the ingest agent on the three input topics and its heartbeat timer."""
+    rekeyer = Rekeyer(settings, metrics)
+    within = settings.ingest_batch_within_ms / 1000
+    input_topics = set(settings.input_topics())
+
+    async def send_to_every_partition(
+        by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
+    ) -> None:
+        for partition in range(settings.partitions):
+            value = encode_owner_record(by_partition.get(partition, []), markers)
+            await topology.owner_updates.send(partition=partition, value=value)
+
+    @app.agent(topology.interactions, name="ingest", concurrency=1)
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.ingest_batch_size, within=within):
+            started = time.perf_counter()
+            dead: list[tuple[EventT, InvalidEvent]] = []
+            by_partition, touched = rekeyer.split(events, dead)
+            now_ms = int(time.time() * 1000)
+            for event, error in dead:
+                message = event.message
+                letter = dead_letter(
+                    error, message.topic, message.partition, message.offset, event.key, event.value, now_ms
+                )
+                await topology.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+                metrics.invalid.labels(reason=error.reason.value).inc()
+                metrics.dead_letters.inc()
+                log.info(
+                    "dead letter %s[%d]@%d reason=%s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    error.reason.value,
+                )
+            markers = rekeyer.batch_markers(touched)
+            if by_partition:
+                await send_to_every_partition(by_partition, markers)
+            rekeyer.mark_sent(markers)
+            metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
+
+    @app.timer(interval=settings.tick_interval_ms / 1000)
+    async def heartbeat() -> None:
+        caught_up = await _caught_up(app, input_topics)
+        await send_to_every_partition({}, rekeyer.heartbeat(caught_up))
+
+    return rekeyer

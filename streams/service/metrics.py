@@ -1,0 +1,105 @@
+"""Every Prometheus metric of the service, in one place, on a registry the caller owns."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from streams import __version__
+
+__all__ = ["Metrics"]
+
+PREFIX = "relationships"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's metrics; labels come from small fixed sets (never a user id).
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> registry = CollectorRegistry()
+    >>> metrics = Metrics(registry)
+    >>> metrics.invalid.labels(reason="not_json").inc()
+    >>> registry.get_sample_value("relationships_invalid_events_total", {"reason": "not_json"})
+    1.0
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.build_info = Info(f"{PREFIX}_build", "Version of the relationship service.", registry=r)
+        self.build_info.info({"version": __version__})
+        self.consumed = Counter(
+            f"{PREFIX}_events_consumed_total",
+            "Input records consumed, by input topic and event type (`invalid` when unreadable).",
+            ["topic", "type"],
+            registry=r,
+        )
+        self.invalid = Counter(
+            f"{PREFIX}_invalid_events_total",
+            "Input records rejected, by reason code.",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters_total", "Records written to the dead-letter topic.", registry=r
+        )
+        self.self_interactions = Counter(
+            f"{PREFIX}_self_interactions_total", "Events with actor == target, skipped.", registry=r
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicate_events_total", "Events ignored as duplicates (once per event).", registry=r
+        )
+        self.late = Counter(
+            f"{PREFIX}_late_events_total",
+            "Events below the watermark on arrival, applied at once (once per event).",
+            registry=r,
+        )
+        self.applied = Counter(
+            f"{PREFIX}_events_applied_total",
+            "Events applied to relationship rows (once per event).",
+            registry=r,
+        )
+        self.alerts = Counter(
+            f"{PREFIX}_alerts_published_total", "Alerts published, by kind.", ["kind"], registry=r
+        )
+        self.rows = Gauge(
+            f"{PREFIX}_rows", "Relationship rows held by this worker, by status.", ["status"], registry=r
+        )
+        self.timers = Gauge(f"{PREFIX}_timer_index_size", "Rows scheduled in the deadline index.", registry=r)
+        self.held = Gauge(
+            f"{PREFIX}_held_updates", "Row updates held back until the watermark passes them.", registry=r
+        )
+        self.watermark_lag = Gauge(
+            f"{PREFIX}_watermark_lag_seconds",
+            "Wall clock minus the watermark, per owner partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.event_time_lag = Gauge(
+            f"{PREFIX}_event_time_lag_seconds",
+            "Wall clock minus the newest event time seen, per owner partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.processing = Histogram(
+            f"{PREFIX}_processing_seconds",
+            "Time to process one batch, by stage (`ingest`, `relationships`).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            f"{PREFIX}_consumer_lag_records",
+            "End offset minus committed offset, per assigned input or owner partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.rebalances = Counter(f"{PREFIX}_rebalances_total", "Partition rebalances seen.", registry=r)
+        self.recovered_rows = Counter(
+            f"{PREFIX}_recovered_rows_total",
+            "Rows loaded from the local store after an assignment.",
+            registry=r,
+        )
+        self.recovering = Gauge(
+            f"{PREFIX}_recovering_partitions", "Owner partitions whose rows are being loaded.", registry=r
+        )

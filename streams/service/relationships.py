@@ -1,0 +1,192 @@
+"""Relationship agent: owner partitions' engines over the RocksDB rows table, alerts out, ticks in."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP, EventT, TableT
+
+from streams.engine.alerts import Alert
+from streams.engine.engine import NO_WATERMARK
+from streams.engine.row import Row
+from streams.service.metrics import Metrics
+from streams.service.owner_partition import OwnerPartition
+from streams.service.records import decode_owner_record
+from streams.service.topology import Topology
+from streams.settings import Settings
+
+__all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
+
+log = logging.getLogger(__name__)
+FAUST_INTERNAL_PREFIX = b"__faust"
+RowKey = tuple[str, str]
+
+
+def row_key(key: RowKey) -> bytes:
+    """Table key of a row: the JSON array `[owner, contact]`."""
+    return orjson.dumps(key)
+
+
+def table_items(table: TableT, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """Items of one partition of a raw table (RocksDB: that partition's database only)."""
+    store: Any = table.data
+    db_for_partition = getattr(store, "_db_for_partition", None)
+    items = db_for_partition(partition).items() if db_for_partition else store.items()
+    for key, value in items:
+        if not key.startswith(FAUST_INTERNAL_PREFIX) and value is not None:
+            yield key, value
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class OwnerPartitions:
+    """The owner partitions this worker serves, created on first use and dropped on any rebalance."""
+
+    def __init__(self, app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.topology = topology
+        self.settings = settings
+        self.metrics = metrics
+        self.live: dict[int, OwnerPartition[EventT]] = {}
+        self.checkpointed_at: dict[int, float] = {}
+
+    def sources(self) -> list[str]:
+        """Every input partition (`topic:partition`) the watermark waits for."""
+        found: list[str] = []
+        for topic in self.settings.input_topics():
+            count = self.app.consumer.topic_partitions(topic)
+            found += [f"{topic}:{p}" for p in range(count or 0)]
+        return found
+
+    def get(self, partition: int) -> OwnerPartition[EventT]:
+        """The partition's state, loading its rows from the local store on first use."""
+        part = self.live.get(partition)
+        if part is None:
+            part = self._load(partition)
+            self.live[partition] = part
+        return part
+
+    def _load(self, partition: int) -> OwnerPartition[EventT]:
+        self.metrics.recovering.inc()
+        started = time.perf_counter()
+        rows: dict[RowKey, Row] = {}
+        for key, value in table_items(self.topology.rows, partition):
+            owner, contact = orjson.loads(key)
+            rows[(owner, contact)] = Row.from_bytes(value)
+        progress = self.topology.progress.get(str(partition).encode())
+        part: OwnerPartition[EventT] = OwnerPartition(
+            partition, self.settings, rows, self.sources(), progress
+        )
+        self.checkpointed_at[partition] = time.monotonic()
+        self.metrics.recovered_rows.inc(len(rows))
+        self.metrics.recovering.dec()
+        log.info(
+            "owner partition %d ready: %d rows, %d scheduled, in %.2fs",
+            partition,
+            len(rows),
+            len(part.engine.timers),
+            time.perf_counter() - started,
+        )
+        return part
+
+    def checkpoint_due(self, part: OwnerPartition[EventT], heartbeat: bool) -> bool:
+        """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending."""
+        if heartbeat or part.dirty() >= self.settings.checkpoint_max_rows:
+            return True
+        elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
+        return elapsed_ms >= self.settings.checkpoint_interval_ms
+
+    async def checkpoint(self, part: OwnerPartition[EventT], stream: faust.StreamT[bytes]) -> None:
+        """Write changed rows and progress to the tables (changelog), then ack what they cover."""
+        done = part.checkpoint()
+        rows_table = self.topology.rows
+        for key, row in done.rows:
+            rows_table[row_key(key)] = row.to_bytes()
+        self.topology.progress[str(part.partition).encode()] = done.progress
+        for event in done.acks:
+            await stream.ack(event)
+        self.checkpointed_at[part.partition] = time.monotonic()
+
+    def drop_all(self) -> None:
+        """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""
+        if self.live:
+            log.info("dropping in-memory state of owner partitions %s", sorted(self.live))
+        self.live.clear()
+
+    def observe(self) -> None:
+        """Refresh gauges over the live partitions."""
+        active = dormant = established = held = timers = 0
+        now = time.time()
+        for part in self.live.values():
+            engine = part.engine
+            rules = engine.rules
+            for row in engine.rows.values():
+                if row.dormant_since is None:
+                    active += 1
+                else:
+                    dormant += 1
+                if rules.established(row):
+                    established += 1
+            held += len(engine.held)
+            timers += len(engine.timers)
+            label = str(part.partition)
+            if engine.watermark != NO_WATERMARK:
+                self.metrics.watermark_lag.labels(partition=label).set(now - engine.watermark / 1000)
+            if engine.max_ts != NO_WATERMARK:
+                self.metrics.event_time_lag.labels(partition=label).set(now - engine.max_ts / 1000)
+        self.metrics.rows.labels(status="active").set(active)
+        self.metrics.rows.labels(status="dormant").set(dormant)
+        self.metrics.rows.labels(status="established").set(established)
+        self.metrics.held.set(held)
+        self.metrics.timers.set(timers)
+
+
+async def publish(topology: Topology, metrics: Metrics, alerts: list[Alert]) -> None:
+    """Queue alerts on the alert topic, keyed by owner."""
+    for alert in alerts:
+        await topology.alerts.send(
+            key=alert["owner_id"].encode(), value=orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
+        )
+        metrics.alerts.labels(kind=alert["kind"]).inc()
+
+
+def register_relationships(
+    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics
+) -> OwnerPartitions:
+    """Register the relationship agent, the tick timer and the rebalance hooks."""
+    partitions = OwnerPartitions(app, topology, settings, metrics)
+
+    @app.agent(topology.owner_updates, name="relationships", concurrency=1)
+    async def relationships(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.noack().events():
+            started = time.perf_counter()
+            part = partitions.get(event.message.partition)
+            stats = part.engine.stats
+            before = stats.applied, stats.duplicates, stats.late
+            record = decode_owner_record(event.value)
+            alerts = part.handle(record, event, _now_ms())
+            await publish(topology, metrics, alerts)
+            metrics.applied.inc(stats.applied - before[0])
+            metrics.duplicates.inc(stats.duplicates - before[1])
+            metrics.late.inc(stats.late - before[2])
+            if partitions.checkpoint_due(part, heartbeat=not record.updates):
+                await partitions.checkpoint(part, stream)
+            metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)
+
+    @app.timer(interval=5.0)
+    async def observe() -> None:
+        partitions.observe()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        metrics.rebalances.inc()
+        partitions.drop_all()
+
+    return partitions
