@@ -46,7 +46,7 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
         )
     )
     plan.append(NewTopic(owner_updates_topic_name(settings), settings.partitions, 1, topic_configs=keep_week))
-    for table in ("rows", "progress"):
+    for table in ("rows",):
         plan.append(
             NewTopic(
                 f"{settings.app_id}-{table}-changelog",

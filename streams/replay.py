@@ -68,6 +68,7 @@ def replay(
     summary = summary if summary is not None else ReplaySummary()
     engine = RelationshipEngine(settings)
     lateness = settings.allowed_lateness_ms
+    max_bytes = settings.max_record_bytes
     offer, advance = engine.offer, engine.advance
     max_ts = -(2**63)
     started = time.perf_counter()
@@ -76,7 +77,7 @@ def replay(
             continue
         summary.read += 1
         try:
-            event = decode_event(line)
+            event = decode_event(line.rstrip(b"\r\n"), max_bytes)
         except InvalidEvent as exc:
             summary.invalid[exc.reason.value] += 1
             continue
@@ -85,8 +86,9 @@ def replay(
         if actor == target:
             summary.self_interactions += 1
             continue
-        yield from offer(RowUpdate(ts, event.id, actor, target, OUT, event.type, 0))
-        yield from offer(RowUpdate(ts, event.id, target, actor, IN, event.type, 0))
+        position = summary.read
+        yield from offer(RowUpdate(ts, event.id, actor, target, OUT, event.type, 0, position))
+        yield from offer(RowUpdate(ts, event.id, target, actor, IN, event.type, 0, position))
         if max_ts - lateness > engine.watermark:
             yield from advance(max_ts - lateness)
     yield from advance(max(max_ts, engine.max_ts), inclusive=True)

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(
         1_000_000, ge=1024, description="STREAMS_MAX_RECORD_BYTES: larger input records are dead letters."
     )
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, description="STREAMS_SESSION_TIMEOUT_MS: a worker silent this long leaves the group."
+    )
     log_level: str = Field("info", description="STREAMS_LOG_LEVEL")
     broker_security_protocol: str = Field(
         "PLAINTEXT",

@@ -16,6 +16,9 @@ from streams.settings import Settings
 __all__ = ["NO_WATERMARK", "EngineStats", "RelationshipEngine"]
 
 NO_WATERMARK = -(2**63)
+# Ids a row remembers beyond the de-duplication window, so a re-delivery after a
+# fast crash (many days of event time in a few seconds of backfill) is recognised.
+REMEMBER_AT_LEAST = 32
 RowKey = tuple[str, str]
 RowChanged = Callable[[RowKey, Row], None]
 UpdateApplied = Callable[[int], None]
@@ -29,6 +32,8 @@ class EngineStats:
     """Events applied (not duplicates)."""
     duplicates: int = 0
     """Events ignored as duplicates."""
+    redelivered: int = 0
+    """Row updates seen again from the same input position (after a crash or rebalance), ignored."""
     late: int = 0
     """Events that arrived below the watermark and were applied at once."""
     dormant: int = 0
@@ -67,6 +72,8 @@ class RelationshipEngine:
         self.timers = DeadlineIndex()
         self.held: list[RowUpdate] = []
         self.watermark = NO_WATERMARK
+        self.closed = False
+        """True when updates exactly at the watermark have been applied too (all idle / end of input)."""
         self.max_ts = NO_WATERMARK
         self.stats = EngineStats()
         self._on_row_changed = on_row_changed
@@ -91,8 +98,13 @@ class RelationshipEngine:
         `inclusive` also applies updates exactly at `watermark`: it is the
         all-idle / end-of-input case, where nothing more is expected.
         """
-        self.watermark = max(self.watermark, watermark)
+        if watermark > self.watermark:
+            self.watermark = watermark
+            self.closed = inclusive
+        elif watermark == self.watermark:
+            self.closed = self.closed or inclusive
         limit = self.watermark
+        inclusive = self.closed
         held = self.held
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
@@ -107,7 +119,7 @@ class RelationshipEngine:
 
     # --- core -------------------------------------------------------------
     def _apply(self, update: RowUpdate, late: bool) -> None:
-        ts, event_id, owner, contact, direction, kind, tag = update
+        ts, event_id, owner, contact, direction, kind, tag, pos = update
         key = (owner, contact)
         rules = self.rules
         row = self.rows.get(key)
@@ -115,9 +127,11 @@ class RelationshipEngine:
             row = Row.first(ts)
             self.rows[key] = row
         else:
-            seen_at = row.recent.get(event_id)
-            if seen_at is not None and abs(ts - seen_at) < rules.dedup_window:
-                if direction == OUT:
+            seen = row.recent.get(event_id)
+            if seen is not None and (seen[1] == pos or abs(ts - seen[0]) < rules.dedup_window):
+                if seen[1] == pos:
+                    self.stats.redelivered += 1
+                elif direction == OUT:
                     self.stats.duplicates += 1
                 if self._on_applied is not None:
                     self._on_applied(tag)
@@ -154,7 +168,7 @@ class RelationshipEngine:
                 row.last_out_at = ts
         elif row.last_in_at is None or ts > row.last_in_at:
             row.last_in_at = ts
-        self._remember(row, event_id, ts)
+        self._remember(row, event_id, ts, pos)
         if not older:
             self._schedule(key, row)
         if self._on_row_changed is not None:
@@ -162,13 +176,18 @@ class RelationshipEngine:
         if self._on_applied is not None:
             self._on_applied(tag)
 
-    def _remember(self, row: Row, event_id: str, ts: int) -> None:
+    def _remember(self, row: Row, event_id: str, ts: int, pos: int) -> None:
         recent = row.recent
-        recent[event_id] = ts
+        recent.pop(event_id, None)
+        recent[event_id] = [ts, pos]
+        if len(recent) <= REMEMBER_AT_LEAST:
+            return
         horizon = row.last_at - self.rules.dedup_window
-        if len(recent) > 1 and next(iter(recent.values())) <= horizon:
-            for old_id in [i for i, t in recent.items() if t <= horizon]:
-                del recent[old_id]
+        while len(recent) > REMEMBER_AT_LEAST:
+            oldest = next(iter(recent))
+            if recent[oldest][0] > horizon:
+                break
+            del recent[oldest]
 
     def _schedule(self, key: RowKey, row: Row) -> None:
         if row.dormant_since is not None:

@@ -91,8 +91,10 @@ class RowUpdate(NamedTuple):
     """`OUT` (0) when the owner acted, `IN` (1) when the owner was the target."""
     type: int
     """Index into `INTERACTION_TYPES`."""
-    tag: int
+    tag: int = 0
     """Opaque to the engine: lets the service know when a record's updates are all applied."""
+    pos: int = 0
+    """Where the event was read (input partition and offset, or line number): tells a re-delivery from a duplicate."""
 
 
 def decode_event(raw: bytes, max_bytes: int | None = None) -> Interaction:
@@ -144,9 +146,9 @@ def validate_event(obj: Any) -> Interaction:
     return Interaction(obj["id"], type_index, obj["actor_id"], obj["target_id"], ts)
 
 
-def row_updates(event: Interaction, tag: int = 0) -> tuple[RowUpdate, RowUpdate]:
+def row_updates(event: Interaction, tag: int = 0, pos: int = 0) -> tuple[RowUpdate, RowUpdate]:
     """The `out` update of the actor's row and the `in` update of the target's row."""
     return (
-        RowUpdate(event.ts, event.id, event.actor, event.target, OUT, event.type, tag),
-        RowUpdate(event.ts, event.id, event.target, event.actor, IN, event.type, tag),
+        RowUpdate(event.ts, event.id, event.actor, event.target, OUT, event.type, tag, pos),
+        RowUpdate(event.ts, event.id, event.target, event.actor, IN, event.type, tag, pos),
     )

@@ -15,7 +15,8 @@ class Row:
     `counts` is flat: index `direction * 3 + type` (out mention, reply, like,
     then in mention, reply, like). `dormant_since` is the deadline that passed
     while the row is dormant, `None` while it is active. `recent` maps the ids
-    applied within the de-duplication window to their event time.
+    applied to `[event time, input position]`: those within the de-duplication
+    window, and at least the last 32.
 
     >>> row = Row.first(1_000)
     >>> Row.from_bytes(row.to_bytes()).last_at
@@ -48,7 +49,7 @@ class Row:
         gaps: list[int],
         strength: float,
         dormant_since: int | None,
-        recent: dict[str, int],
+        recent: dict[str, list[int]],
     ) -> None:
         self.counts = counts
         """Interactions per direction and type, flat (see the class docstring)."""
@@ -71,7 +72,7 @@ class Row:
         self.dormant_since = dormant_since
         """Deadline that passed, while dormant; None while active."""
         self.recent = recent
-        """Event ids applied within the de-duplication window -> their event time."""
+        """Event ids applied recently -> `[event time, input position]`."""
 
     @classmethod
     def first(cls, ts: int) -> Row:

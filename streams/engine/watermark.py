@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import orjson
-
 __all__ = ["SourceProgress", "WatermarkTracker"]
 
 
@@ -82,12 +80,3 @@ class WatermarkTracker:
             wall = now_ms - self.lateness
             mark = wall if mark is None else max(mark, wall)
         return mark, all_idle and high is not None
-
-    def to_bytes(self) -> bytes:
-        """Persistable progress (max event time per input partition)."""
-        return orjson.dumps({s: p.max_ts for s, p in self.sources.items()})
-
-    def restore(self, data: bytes) -> None:
-        """Merge progress written by `to_bytes` (never moves a source back; idleness is re-learnt)."""
-        for source, max_ts in orjson.loads(data).items():
-            self.observe(source, max_ts, idle=False)

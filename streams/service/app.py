@@ -47,6 +47,8 @@ def create_app(settings: Settings) -> faust.App:
         # a rebalance must not wait for that (the records are simply re-delivered).
         stream_wait_empty=False,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(settings.session_timeout_ms / 3000, 1.0),
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,

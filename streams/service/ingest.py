@@ -13,18 +13,13 @@ from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, deco
 from streams.service.dead_letter import dead_letter
 from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
-from streams.service.records import Marker, UpdateFields, encode_owner_record
+from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
 from streams.settings import Settings
 
 __all__ = ["Rekeyer", "register_ingest"]
 
 log = logging.getLogger(__name__)
-
-
-def source_name(topic: str, partition: int) -> str:
-    """How markers name an input partition."""
-    return f"{topic}:{partition}"
 
 
 class Rekeyer:
@@ -41,18 +36,18 @@ class Rekeyer:
 
     def split(
         self, events: Sequence[EventT], dead: list[tuple[EventT, InvalidEvent]]
-    ) -> tuple[dict[int, list[UpdateFields]], set[str]]:
-        """Row updates per owner partition, and the input partitions the batch touched."""
+    ) -> tuple[dict[int, list[UpdateFields]], list[str]]:
+        """Row updates per owner partition, and the input partitions the batch touched (updates index it)."""
         partitions = self.settings.partitions
         max_bytes = self.settings.max_record_bytes
         consumed, seen, self_count = self.metrics.consumed, self._seen, 0
         by_partition: dict[int, list[UpdateFields]] = {}
-        touched: set[str] = set()
+        touched: dict[str, int] = {}
         now = time.monotonic()
         for event in events:
             message = event.message
             source = source_name(message.topic, message.partition)
-            touched.add(source)
+            index = touched.setdefault(source, len(touched))
             self.last_record_at[source] = now
             try:
                 interaction = decode_event(event.value, max_bytes)
@@ -68,17 +63,18 @@ class Rekeyer:
             if actor == target:
                 self_count += 1
                 continue
+            offset = message.offset
             by_partition.setdefault(owner_partition(actor, partitions), []).append(
-                [ts, interaction.id, actor, target, OUT, interaction.type]
+                [ts, interaction.id, actor, target, OUT, interaction.type, index, offset]
             )
             by_partition.setdefault(owner_partition(target, partitions), []).append(
-                [ts, interaction.id, target, actor, IN, interaction.type]
+                [ts, interaction.id, target, actor, IN, interaction.type, index, offset]
             )
         if self_count:
             self.metrics.self_interactions.inc(self_count)
-        return by_partition, touched
+        return by_partition, list(touched)
 
-    def batch_markers(self, sources: set[str]) -> dict[str, Marker]:
+    def batch_markers(self, sources: list[str]) -> dict[str, Marker]:
         """The (non-idle) markers that follow a batch from `sources`."""
         return {source: (self._seen.get(source), False) for source in sources}
 
@@ -122,10 +118,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     input_topics = set(settings.input_topics())
 
     async def send_to_every_partition(
-        by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
+        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
     ) -> None:
         for partition in range(settings.partitions):
-            value = encode_owner_record(by_partition.get(partition, []), markers)
+            value = encode_owner_record(sources, by_partition.get(partition, []), markers)
             await topology.owner_updates.send(partition=partition, value=value)
 
     @app.agent(topology.interactions, name="ingest", concurrency=1)
@@ -152,13 +148,13 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 )
             markers = rekeyer.batch_markers(touched)
             if by_partition:
-                await send_to_every_partition(by_partition, markers)
+                await send_to_every_partition(touched, by_partition, markers)
             rekeyer.mark_sent(markers)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
         caught_up = await _caught_up(app, input_topics)
-        await send_to_every_partition({}, rekeyer.heartbeat(caught_up))
+        await send_to_every_partition([], {}, rekeyer.heartbeat(caught_up))
 
     return rekeyer

@@ -54,6 +54,11 @@ class Metrics:
             "Events below the watermark on arrival, applied at once (once per event).",
             registry=r,
         )
+        self.redelivered = Counter(
+            f"{PREFIX}_redelivered_updates_total",
+            "Row updates seen again from the same input position (after a crash or rebalance), ignored.",
+            registry=r,
+        )
         self.applied = Counter(
             f"{PREFIX}_events_applied_total",
             "Events applied to relationship rows (once per event).",

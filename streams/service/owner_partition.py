@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import RowUpdate
 from streams.engine.row import Row
 from streams.engine.watermark import WatermarkTracker
-from streams.service.records import OwnerRecord
+from streams.service.records import OwnerRecord, input_position
 from streams.settings import Settings
 
-__all__ = ["Checkpoint", "OwnerPartition"]
+__all__ = ["Checkpoint", "OwnerPartition", "Resume"]
 
 Handle = TypeVar("Handle")
 RowKey = tuple[str, str]
+
+
+class Resume(NamedTuple):
+    """Where a checkpoint left the partition; written after its rows, read back on restart."""
+
+    last_offset: int
+    """Offset of the last owner-stream record handled before the checkpoint."""
+    watermark: int
+    """The engine's watermark: every update handled so far below it was applied, none above it."""
+    closed: bool
+    """Updates exactly at `watermark` were applied too."""
+    received: dict[str, int]
+    """Per input partition, the highest input offset received."""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"q": self.last_offset, "w": self.watermark, "c": self.closed, "r": self.received}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Resume:
+        """Inverse of `to_json`."""
+        return cls(obj["q"], obj["w"], obj["c"], obj["r"])
 
 
 class Checkpoint(NamedTuple, Generic[Handle]):
@@ -24,8 +46,8 @@ class Checkpoint(NamedTuple, Generic[Handle]):
 
     rows: list[tuple[RowKey, Row]]
     """Rows changed since the last checkpoint."""
-    progress: bytes
-    """The watermark tracker's state."""
+    resume: Resume
+    """Written after the rows."""
     acks: list[Handle]
     """Records whose every update is applied and covered by `rows`."""
 
@@ -34,12 +56,17 @@ class OwnerPartition(Generic[Handle]):
     """Feeds one partition's records to its engine and decides when their offsets may be committed.
 
     A record is acked only when all its updates are applied *and* the rows
-    they changed are written (a checkpoint). Held updates keep the committed
-    offset behind them, so a crash re-delivers them; updates applied before
-    the crash come back as duplicates of their row and change nothing.
+    they changed are written (a checkpoint), so held updates keep the
+    committed offset behind them and a crash re-delivers them. On restart the
+    last checkpoint's `Resume` tells which re-delivered updates were already
+    applied (those below its watermark); updates re-sent by a re-read of the
+    input are recognised by input offset (an input partition's updates arrive
+    in offset order); and each row remembers the input positions it applied
+    recently, which covers rows written by a checkpoint cut short.
 
     >>> part = OwnerPartition(0, Settings(), {}, ["t:0"])
-    >>> part.handle(OwnerRecord([[1_000_000_000_000, "e1", "a", "b", 0, 0]], {"t:0": (1_000_000_000_000, False)}), "r1", 0)
+    >>> record = OwnerRecord(["t:0"], [[1_000_000_000_000, "e1", "a", "b", 0, 0, 0, 7]], {"t:0": (1_000_000_000_000, False)})
+    >>> part.handle(record, "r1", offset=0, now_ms=0)
     []
     >>> part.checkpoint().acks, len(part.engine.held)
     ([], 1)
@@ -51,30 +78,40 @@ class OwnerPartition(Generic[Handle]):
         settings: Settings,
         rows: MutableMapping[RowKey, Row],
         sources: Iterable[str],
-        progress: bytes | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.partition = partition
         self._pending: dict[int, tuple[Handle, list[int]]] = {}
         self._ready: list[Handle] = []
         self._dirty: set[RowKey] = set()
         self._next_tag = 0
+        self._last_offset = -1
+        self.skipped = 0
+        """Updates skipped because they were applied before a restart or re-sent by the input."""
         self.engine = RelationshipEngine(
             settings, rows, on_row_changed=self._changed, on_applied=self._applied
         )
+        # The tracker starts afresh: re-delivered markers rebuild it.
         self.tracker = WatermarkTracker(sources, settings.allowed_lateness_ms, settings.clock == "hybrid")
-        if progress is not None:
-            self.tracker.restore(progress)
+        self.resume = resume
+        self.received: dict[str, int] = {}
+        if resume is not None:
+            self.received = dict(resume.received)
+            self.engine.watermark = resume.watermark
+            self.engine.closed = resume.closed
 
-    def handle(self, record: OwnerRecord, handle: Handle, now_ms: int) -> list[Alert]:
-        """Offer the record's updates, take its markers, advance the watermark; return alerts."""
+    def handle(self, record: OwnerRecord, handle: Handle, offset: int, now_ms: int) -> list[Alert]:
+        """Offer the record's new updates, take its markers, advance the watermark; return alerts."""
+        self._last_offset = offset
         alerts: list[Alert] = []
-        if record.updates:
+        fresh = self._fresh_updates(record, offset)
+        if fresh:
             tag = self._next_tag
             self._next_tag += 1
-            self._pending[tag] = (handle, [len(record.updates)])
+            self._pending[tag] = (handle, [len(fresh)])
             offer = self.engine.offer
-            for ts, event_id, owner, contact, direction, kind in record.updates:
-                alerts += offer(RowUpdate(ts, event_id, owner, contact, direction, kind, tag))
+            for update in fresh:
+                alerts += offer(update._replace(tag=tag))
         else:
             self._ready.append(handle)
         for source, (max_ts, idle) in record.markers.items():
@@ -84,13 +121,40 @@ class OwnerPartition(Generic[Handle]):
             alerts += self.engine.advance(mark, inclusive=all_idle)
         return alerts
 
+    def _fresh_updates(self, record: OwnerRecord, offset: int) -> list[RowUpdate]:
+        """The record's updates not applied before: see the class docstring."""
+        names = record.sources
+        received = self.received
+        resume = self.resume
+        seen_before = resume is not None and offset <= resume.last_offset
+        floor = [received.get(name, -1) for name in names]
+        fresh: list[RowUpdate] = []
+        for ts, event_id, owner, contact, direction, kind, index, input_offset in record.updates:
+            if seen_before:
+                assert resume is not None
+                if ts < resume.watermark or (resume.closed and ts == resume.watermark):
+                    self.skipped += 1
+                    continue
+            elif input_offset <= floor[index]:
+                self.skipped += 1
+                continue
+            position = input_position(names[index], input_offset)
+            fresh.append(RowUpdate(ts, event_id, owner, contact, direction, kind, 0, position))
+        for index, name in enumerate(names):
+            top = max((u[7] for u in record.updates if u[6] == index), default=-1)
+            if top > received.get(name, -1):
+                received[name] = top
+        return fresh
+
     def checkpoint(self) -> Checkpoint[Handle]:
-        """Changed rows, progress, and the records that become safe to ack once those are written."""
+        """Changed rows, where to resume, and the records that become safe to ack once both are written."""
         rows = self.engine.rows
         changed = [(key, rows[key]) for key in self._dirty]
         self._dirty = set()
         acks, self._ready = self._ready, []
-        return Checkpoint(changed, self.tracker.to_bytes(), acks)
+        engine = self.engine
+        resume = Resume(self._last_offset, engine.watermark, engine.closed, dict(self.received))
+        return Checkpoint(changed, resume, acks)
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""

@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, NamedTuple
 
 import orjson
 
-__all__ = ["Marker", "OwnerRecord", "decode_owner_record", "encode_owner_record"]
+__all__ = [
+    "Marker",
+    "OwnerRecord",
+    "decode_owner_record",
+    "encode_owner_record",
+    "input_position",
+    "source_name",
+]
 
-UpdateFields = list[Any]  # [ts, event_id, owner, contact, direction, type]
+# [ts, event_id, owner, contact, direction, type, source index, input offset]
+UpdateFields = list[Any]
 Marker = tuple[int | None, bool]  # (max event time sent, idle)
+
+
+def source_name(topic: str, partition: int) -> str:
+    """How records name an input partition."""
+    return f"{topic}:{partition}"
+
+
+def input_position(source: str, offset: int) -> int:
+    """An input record's position as one integer: 24 bits of its partition's CRC-32, 40 of offset."""
+    return (zlib.crc32(source.encode()) & 0xFFFFFF) << 40 | offset
 
 
 class OwnerRecord(NamedTuple):
     """One record of the owner-keyed stream."""
 
+    sources: list[str]
+    """Input partitions the updates came from (updates refer to them by index)."""
     updates: list[UpdateFields]
     """Row updates for this partition, in input order."""
     markers: dict[str, Marker]
-    """Input partition (`topic:partition`) -> (max event time sent, idle); covers `updates`."""
+    """Input partition -> (max event time sent, idle); covers `updates`."""
 
 
-def encode_owner_record(updates: list[UpdateFields], markers: dict[str, Marker]) -> bytes:
+def encode_owner_record(sources: list[str], updates: list[UpdateFields], markers: dict[str, Marker]) -> bytes:
     """Row updates followed (logically) by the markers that cover them; no updates = a heartbeat."""
-    return orjson.dumps({"u": updates, "wm": markers})
+    return orjson.dumps({"s": sources, "u": updates, "wm": markers})
 
 
 def decode_owner_record(raw: bytes) -> OwnerRecord:
     """Inverse of `encode_owner_record`."""
     obj = orjson.loads(raw)
-    return OwnerRecord(obj.get("u", []), {s: (m[0], m[1]) for s, m in obj.get("wm", {}).items()})
+    markers = {s: (m[0], m[1]) for s, m in obj.get("wm", {}).items()}
+    return OwnerRecord(obj.get("s", []), obj.get("u", []), markers)

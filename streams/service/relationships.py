@@ -15,7 +15,7 @@ from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.service.metrics import Metrics
-from streams.service.owner_partition import OwnerPartition
+from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.records import decode_owner_record
 from streams.service.topology import Topology
 from streams.settings import Settings
@@ -23,7 +23,8 @@ from streams.settings import Settings
 __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
 
 log = logging.getLogger(__name__)
-FAUST_INTERNAL_PREFIX = b"__faust"
+ROW_KEY_PREFIX = b"["
+RESUME_KEY = b"__resume__"
 RowKey = tuple[str, str]
 
 
@@ -38,7 +39,7 @@ def table_items(table: TableT, partition: int) -> Iterator[tuple[bytes, bytes]]:
     db_for_partition = getattr(store, "_db_for_partition", None)
     items = db_for_partition(partition).items() if db_for_partition else store.items()
     for key, value in items:
-        if not key.startswith(FAUST_INTERNAL_PREFIX) and value is not None:
+        if value is not None:
             yield key, value
 
 
@@ -77,13 +78,14 @@ class OwnerPartitions:
         self.metrics.recovering.inc()
         started = time.perf_counter()
         rows: dict[RowKey, Row] = {}
+        resume: Resume | None = None
         for key, value in table_items(self.topology.rows, partition):
-            owner, contact = orjson.loads(key)
-            rows[(owner, contact)] = Row.from_bytes(value)
-        progress = self.topology.progress.get(str(partition).encode())
-        part: OwnerPartition[EventT] = OwnerPartition(
-            partition, self.settings, rows, self.sources(), progress
-        )
+            if key.startswith(ROW_KEY_PREFIX):
+                owner, contact = orjson.loads(key)
+                rows[(owner, contact)] = Row.from_bytes(value)
+            elif key == RESUME_KEY:
+                resume = Resume.from_json(orjson.loads(value))
+        part: OwnerPartition[EventT] = OwnerPartition(partition, self.settings, rows, self.sources(), resume)
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
         self.metrics.recovering.dec()
@@ -104,12 +106,13 @@ class OwnerPartitions:
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
     async def checkpoint(self, part: OwnerPartition[EventT], stream: faust.StreamT[bytes]) -> None:
-        """Write changed rows and progress to the tables (changelog), then ack what they cover."""
+        """Write changed rows to the table (and so its changelog), then ack the records they cover."""
         done = part.checkpoint()
         rows_table = self.topology.rows
         for key, row in done.rows:
             rows_table[row_key(key)] = row.to_bytes()
-        self.topology.progress[str(part.partition).encode()] = done.progress
+        # Written last: a restart trusts it only together with the rows above.
+        rows_table[RESUME_KEY] = orjson.dumps(done.resume.to_json())
         for event in done.acks:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
@@ -169,13 +172,14 @@ def register_relationships(
             started = time.perf_counter()
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
-            before = stats.applied, stats.duplicates, stats.late
+            before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
             record = decode_owner_record(event.value)
-            alerts = part.handle(record, event, _now_ms())
+            alerts = part.handle(record, event, event.message.offset, _now_ms())
             await publish(topology, metrics, alerts)
             metrics.applied.inc(stats.applied - before[0])
             metrics.duplicates.inc(stats.duplicates - before[1])
             metrics.late.inc(stats.late - before[2])
+            metrics.redelivered.inc(stats.redelivered + part.skipped - before[3])
             if partitions.checkpoint_due(part, heartbeat=not record.updates):
                 await partitions.checkpoint(part, stream)
             metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)

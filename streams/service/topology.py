@@ -31,8 +31,6 @@ class Topology:
     """Rejected input records with their reason."""
     rows: TableT
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
-    progress: TableT
-    """Per owner partition: max event time per input partition (watermark recovery)."""
 
 
 def declare_topology(app: faust.App, settings: Settings) -> Topology:
@@ -46,5 +44,4 @@ def declare_topology(app: faust.App, settings: Settings) -> Topology:
         alerts=app.topic(settings.topic_alerts, **raw),
         dead_letters=app.topic(settings.topic_dead_letter, **raw),
         rows=app.Table("rows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        progress=app.Table("progress", partitions=settings.partitions, key_type=bytes, value_type=bytes),
     )

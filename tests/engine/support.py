@@ -52,9 +52,7 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(**{**REPLAY_DEFAULTS, **overrides})
 
 
-def event(
-    event_id: str, kind: str, actor: str, target: str, ts: int, **extra: Any
-) -> dict[str, Any]:
+def event(event_id: str, kind: str, actor: str, target: str, ts: int, **extra: Any) -> dict[str, Any]:
     """One event as the JSON object of SPEC §1."""
     return {"id": event_id, "type": kind, "actor_id": actor, "target_id": target, "ts": ts, **extra}
 
@@ -80,10 +78,12 @@ def drive(
     engines: Sequence[RelationshipEngine],
     events: Iterable[Interaction],
     lateness_ms: int,
+    first_position: int = 1,
 ) -> list[Alert]:
     """Feed events in arrival order the way replay does, routing row updates by owner.
 
-    Each update goes to `engines[crc32(owner) % len(engines)]`; every engine
+    The n-th event read gets input position `first_position + n` (replay numbers
+    lines from 1), so copies are duplicates, not re-deliveries. Each update goes to `engines[crc32(owner) % len(engines)]`; every engine
     advances through the same watermark sequence (max ts seen, self-interactions
     included, minus the lateness), and at the end all engines advance inclusively
     to the largest ts seen (the end of input), then `finish()`.
@@ -91,10 +91,10 @@ def drive(
     alerts: list[Alert] = []
     max_ts: int | None = None
     count = len(engines)
-    for item in events:
+    for position, item in enumerate(events, start=first_position):
         max_ts = item.ts if max_ts is None else max(max_ts, item.ts)
         if item.actor != item.target:
-            for update in row_updates(item):
+            for update in row_updates(item, pos=position):
                 engine = engines[zlib.crc32(update.owner.encode()) % count]
                 alerts.extend(engine.offer(update))
         for engine in engines:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -168,15 +169,27 @@ def test_gap_history_keeps_the_last_gap_window(
         alerts,
         [
             expected(
-                "dormant", "a", "b", last, counts=counts(out={"like": 5}),
-                last_out_at=last, last_in_at=None, **fields,
+                "dormant",
+                "a",
+                "b",
+                last,
+                counts=counts(out={"like": 5}),
+                last_out_at=last,
+                last_in_at=None,
+                **fields,
             ),
             expected(
-                "dormant", "b", "a", last, counts=counts(in_={"like": 5}),
-                last_out_at=None, last_in_at=last, **fields,
+                "dormant",
+                "b",
+                "a",
+                last,
+                counts=counts(in_={"like": 5}),
+                last_out_at=None,
+                last_in_at=last,
+                **fields,
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 # --- established ----------------------------------------------------------------
@@ -210,15 +223,27 @@ def test_one_sided_relationship_alerts_without_require_mutual(replay_lines: Repl
         alerts,
         [
             expected(
-                "dormant", "a", "b", last, counts=counts(out={"mention": 3}),
-                last_out_at=last, last_in_at=None, **fields,
+                "dormant",
+                "a",
+                "b",
+                last,
+                counts=counts(out={"mention": 3}),
+                last_out_at=last,
+                last_in_at=None,
+                **fields,
             ),
             expected(
-                "dormant", "b", "a", last, counts=counts(in_={"mention": 3}),
-                last_out_at=None, last_in_at=last, **fields,
+                "dormant",
+                "b",
+                "a",
+                last,
+                counts=counts(in_={"mention": 3}),
+                last_out_at=None,
+                last_in_at=last,
+                **fields,
             ),
         ],
-    )  # fmt: skip
+    )
 
 
 def test_not_established_before_min_touches(replay_lines: ReplayFactory) -> None:
@@ -255,8 +280,7 @@ def test_event_exactly_at_the_deadline_fires_then_revives(
     assert engine.timers.get(("a", "b")) == DEADLINE + 72 * HOUR
     assert (engine.stats.dormant, engine.stats.revived, engine.stats.applied) == (2, 2, 3)
 
-    lines = [line(e.id, ("mention", "reply", "like")[e.type], e.actor, e.target, e.ts)
-             for e in (E1, E2, e3)]  # fmt: skip
+    lines = [line(e.id, ("mention", "reply", "like")[e.type], e.actor, e.target, e.ts) for e in (E1, E2, e3)]
     replayed, summary = replay_lines(lines, **SMALL)
     assert_same_alerts(replayed, alerts)
     assert summary.alerts == {"dormant": 2, "revived": 2}
@@ -288,18 +312,30 @@ def test_revived_alert_reports_the_episode_and_the_state_before_the_event(
     ab_counts = counts(out={"mention": 1, "like": 1}, in_={"reply": 1})
     ba_counts = counts(out={"reply": 1}, in_={"mention": 1, "like": 1})
     ab_second = expected(
-        "dormant", "a", "b", last, counts=ab_counts,
-        last_out_at=last, last_in_at=T0 + 12 * HOUR, **second,
-    )  # fmt: skip
+        "dormant",
+        "a",
+        "b",
+        last,
+        counts=ab_counts,
+        last_out_at=last,
+        last_in_at=T0 + 12 * HOUR,
+        **second,
+    )
     ba_second = expected(
-        "dormant", "b", "a", last, counts=ba_counts,
-        last_out_at=T0 + 12 * HOUR, last_in_at=last, **second,
-    )  # fmt: skip
+        "dormant",
+        "b",
+        "a",
+        last,
+        counts=ba_counts,
+        last_out_at=T0 + 12 * HOUR,
+        last_in_at=last,
+        **second,
+    )
     dormant, revived = first_episode("dormant"), first_episode("revived")
     assert_alerts(by_row(alerts, "a", "b"), [dormant[0], revived[0], ab_second])
     assert_alerts(by_row(alerts, "b", "a"), [dormant[1], revived[1], ba_second])
     assert by_row(alerts, "c", "d") == by_row(alerts, "d", "c") == []
-    detected = {(a["alert_id"]): a["detected_at"] for a in alerts}
+    detected = {a["alert_id"]: a["detected_at"] for a in alerts}
     assert detected[dormant[0]["alert_id"]] == T0 + 5 * DAY  # the watermark when e3 arrived
     assert detected[ab_second["alert_id"]] == T0 + 20 * DAY
 
@@ -373,9 +409,7 @@ def test_late_event_older_than_last_at_updates_counts_and_strength_only(
     for row in (ab, ba):
         assert (row.touches, row.gaps, row.touch_at) == (3, [12 * HOUR, 8 * HOUR], T0 + 20 * HOUR)
         assert (row.first_at, row.last_at, row.dormant_since) == (T0 - HOUR, T0 + 20 * HOUR, None)
-        direct = sum(
-            w * 2 ** (-(20 - h) / 24) for w, h in [(2, 0), (3, 12), (1, 20), (2, 15), (1, -1)]
-        )
+        direct = sum(w * 2 ** (-(20 - h) / 24) for w, h in [(2, 0), (3, 12), (1, 20), (2, 15), (1, -1)])
         assert math.isclose(row.strength, direct, rel_tol=1e-12)
     assert ab.counts == [1, 0, 2, 1, 1, 0]
     assert ba.counts == [1, 1, 0, 1, 0, 2]
@@ -416,11 +450,17 @@ def test_late_event_not_older_than_last_at_revives(make_engine: EngineFactory) -
             first_episode("dormant")[0],
             first_episode("revived")[0],
             expected(
-                "dormant", "a", "b", last, counts=ab_counts,
-                last_out_at=last, last_in_at=T0 + 12 * HOUR, **again,
+                "dormant",
+                "a",
+                "b",
+                last,
+                counts=ab_counts,
+                last_out_at=last,
+                last_in_at=T0 + 12 * HOUR,
+                **again,
             ),
         ],
-    )  # fmt: skip
+    )
     assert engine.stats.late == 1
 
 
@@ -465,6 +505,22 @@ def test_late_duplicate_never_revives(replay_lines: ReplayFactory) -> None:
     assert (summary.applied, summary.duplicates, summary.late) == (3, 2, 0)
 
 
+@pytest.mark.parametrize("earlier_events", [3, 40])
+def test_late_copy_more_than_a_day_behind_the_row_is_still_a_duplicate(
+    replay_lines: ReplayFactory, earlier_events: int
+) -> None:
+    # Project decision (docs/semantics.md §8): an update is a duplicate when its row
+    # already applied the same id with |ts - ts_then| < 24 h; "a duplicate never
+    # changes a row". Here the copy has the very same ts as the original (|0| < 24 h)
+    # but arrives after the row has moved more than a day past it; the outcome must
+    # not depend on how many other ids the row has applied meanwhile.
+    lines = [line(f"x{i}", "like", "a", "b", T0 + i * HOUR) for i in range(earlier_events)]
+    lines.append(line("tick", "like", "c", "d", T0 + (earlier_events + 30) * HOUR))
+    lines.append(lines[0])  # the first event again, on a new line (not a re-delivery)
+    _, summary = replay_lines(lines)
+    assert (summary.applied, summary.duplicates, summary.late) == (earlier_events + 1, 1, 0)
+
+
 def test_same_id_on_another_relationship_is_not_a_duplicate(replay_lines: ReplayFactory) -> None:
     lines = [line("x", "like", "a", "b", T0), line("x", "like", "c", "d", T0)]
     _, summary = replay_lines(lines, **SMALL)
@@ -491,13 +547,16 @@ def test_events_with_equal_ts_apply_in_id_order(make_engine: EngineFactory) -> N
     reply = counts(out={"reply": 1})
     both = counts(out={"reply": 1, "like": 1})
     wanted = [
-        expected("dormant", "a", "b", T0, counts=reply, last_out_at=T0, last_in_at=None,
-                 strength=3.0, **episode),
-        expected("revived", "a", "b", T0, counts=reply, last_out_at=T0, last_in_at=None,
-                 strength=3.0, **episode),
-        expected("dormant", "a", "b", T0, counts=both, last_out_at=T0, last_in_at=None,
-                 strength=4.0, **episode),
-    ]  # fmt: skip
+        expected(
+            "dormant", "a", "b", T0, counts=reply, last_out_at=T0, last_in_at=None, strength=3.0, **episode
+        ),
+        expected(
+            "revived", "a", "b", T0, counts=reply, last_out_at=T0, last_in_at=None, strength=3.0, **episode
+        ),
+        expected(
+            "dormant", "a", "b", T0, counts=both, last_out_at=T0, last_in_at=None, strength=4.0, **episode
+        ),
+    ]
     for arrival in ([b_like, a_reply], [a_reply, b_like]):
         for lateness in (0, HOUR):
             alerts = run(make_engine(**ZERO_THRESHOLD), arrival, lateness)
@@ -530,7 +589,7 @@ def test_callbacks_see_every_update_and_every_row_change() -> None:
         on_applied=applied.append,
     )
     e3 = interaction("e3", "like", "a", "b", DEADLINE)
-    updates = [u for i, e in enumerate([E1, E2, e3, E2]) for u in row_updates(e, tag=i)]
+    updates = [u for i, e in enumerate([E1, E2, e3, E2]) for u in row_updates(e, tag=i, pos=i + 1)]
     for update in updates[:6]:
         engine.offer(update)
     engine.advance(DEADLINE)  # applies e1, e2 (4 updates); fires both rows
@@ -561,7 +620,11 @@ rows = st.builds(
     gaps=st.lists(st.integers(0, 200 * 365 * DAY), max_size=16),
     strength=st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False),
     dormant_since=st.none() | times,
-    recent=st.dictionaries(st.text(min_size=1, max_size=128), times, max_size=8),
+    recent=st.dictionaries(
+        st.text(min_size=1, max_size=128),
+        st.lists(st.integers(0, 2**62), min_size=2, max_size=2),
+        max_size=40,
+    ),
 )
 
 

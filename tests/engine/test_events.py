@@ -181,9 +181,7 @@ def test_ts_in_range(ts: int) -> None:
     assert decode_event(encode(with_fields(ts=ts))).ts == ts
 
 
-@pytest.mark.parametrize(
-    "ts", [946_684_799_999, 4_102_444_800_000, 0, -1, 1_600_000_000, 2**63 - 1]
-)
+@pytest.mark.parametrize("ts", [946_684_799_999, 4_102_444_800_000, 0, -1, 1_600_000_000, 2**63 - 1])
 def test_ts_out_of_range(ts: int) -> None:
     assert reason_of(encode(with_fields(ts=ts))) == (Reason.TS_OUT_OF_RANGE, "ts")
 

@@ -57,9 +57,7 @@ def test_defaults_are_spec_section_5(make_rules: RulesFactory) -> None:
         ([3, 1, 2, 8, 5, 13, 21, 34], 6.5),
     ],
 )
-def test_typical_gap_is_the_median(
-    make_rules: RulesFactory, gaps: list[int], median: float
-) -> None:
+def test_typical_gap_is_the_median(make_rules: RulesFactory, gaps: list[int], median: float) -> None:
     assert make_rules().typical_gap(gaps) == median
 
 
@@ -137,15 +135,11 @@ def test_established(
     make_rules: RulesFactory, touches: int, out: int, in_: int, mutual: bool, established: bool
 ) -> None:
     rules = make_rules(require_mutual=mutual)
-    assert (
-        rules.established(row_with(touches, [DAY] * (touches - 1), out=out, in_=in_)) is established
-    )
+    assert rules.established(row_with(touches, [DAY] * (touches - 1), out=out, in_=in_)) is established
 
 
 @pytest.mark.parametrize("index", range(6))
-def test_established_counts_every_type_of_each_direction(
-    make_rules: RulesFactory, index: int
-) -> None:
+def test_established_counts_every_type_of_each_direction(make_rules: RulesFactory, index: int) -> None:
     rules = make_rules(min_touches=1, require_mutual=True)
     row = row_with(3, [DAY, DAY], out=0, in_=0)
     row.counts[index] = 1

@@ -1,0 +1,1 @@
+"""Static and promtool checks of deploy/: manifests, Prometheus rules, Grafana dashboards."""
