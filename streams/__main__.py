@@ -8,7 +8,7 @@ import sys
 
 __all__ = ["main"]
 
-COMMANDS = ("replay", "dataset", "topics", "worker", "produce", "alerts")
+COMMANDS = ("replay", "dataset", "topics", "worker", "produce", "alerts", "generate", "backtest")
 
 
 def main(argv: list[str] | None = None) -> int:

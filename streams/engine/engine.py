@@ -106,11 +106,16 @@ class RelationshipEngine:
         limit = self.watermark
         inclusive = self.closed
         held = self.held
+        may_be_due = self.timers.may_be_due
+        if not (held and held[0].ts <= limit) and not may_be_due(limit):
+            return []
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
-            self._fire_due(update.ts)
+            if may_be_due(update.ts):
+                self._fire_due(update.ts)
             self._apply(update, late=False)
-        self._fire_due(limit)
+        if may_be_due(limit):
+            self._fire_due(limit)
         return self._take_alerts()
 
     def finish(self) -> list[Alert]:
@@ -128,7 +133,10 @@ class RelationshipEngine:
             self.rows[key] = row
         else:
             seen = row.recent.get(event_id)
-            if seen is not None and (seen[1] == pos or abs(ts - seen[0]) < rules.dedup_window):
+            window = rules.dedup_window
+            if seen is not None and (
+                seen[1] == pos or (abs(ts - seen[0]) < window and row.last_at - seen[0] < window)
+            ):
                 if seen[1] == pos:
                     self.stats.redelivered += 1
                 elif direction == OUT:
@@ -200,9 +208,6 @@ class RelationshipEngine:
             self.timers.set(key, deadline)
 
     def _fire_due(self, limit: int) -> None:
-        next_deadline = self.timers.next_deadline()
-        if next_deadline is None or next_deadline > limit:
-            return
         for deadline, key in self.timers.pop_due(limit):
             row = self.rows[key]
             row.dormant_since = deadline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 
 from streams.engine.row import Row
 from streams.settings import Settings
@@ -59,8 +58,15 @@ class Rules:
 
     @staticmethod
     def typical_gap(gaps: list[int]) -> float:
-        """Median of the gap history; 0 when there is none yet (only with `min_touches` 1)."""
-        return statistics.median(gaps) if gaps else 0
+        """Median of the gap history (as `statistics.median`); 0 when there is none (`min_touches` 1)."""
+        count = len(gaps)
+        if count == 0:
+            return 0
+        ordered = sorted(gaps)
+        middle = count // 2
+        if count % 2:
+            return ordered[middle]
+        return (ordered[middle - 1] + ordered[middle]) / 2
 
     def threshold(self, gaps: list[int]) -> int:
         """`floor(min(max(k * typical_gap, min_silence), max_silence))` in whole ms."""

@@ -10,27 +10,30 @@ RowKey = tuple[str, str]
 
 
 class DeadlineIndex:
-    """A min-heap of `(deadline, owner, contact)` with lazy deletion.
+    """A min-heap of `(deadline, owner, contact)` with lazy updates.
 
-    Each key has at most one live deadline; superseded heap entries are
-    skipped when they surface and purged when they outnumber live ones.
+    Each key has one live deadline. A later deadline only updates the live
+    value: the key's heap entry is re-queued at its live deadline when it
+    surfaces. An earlier deadline pushes a new entry; the older one is skipped
+    when it surfaces. So a row that keeps interacting costs no heap push.
 
     >>> index = DeadlineIndex()
     >>> index.set(("a", "b"), 50); index.set(("a", "b"), 70); index.set(("c", "d"), 60)
-    >>> list(index.pop_due(65))
+    >>> index.pop_due(65)
     [(60, ('c', 'd'))]
-    >>> len(index)
-    1
+    >>> index.pop_due(70), len(index)
+    ([(70, ('a', 'b'))], 0)
     """
 
-    __slots__ = ("_deadline", "_heap")
+    __slots__ = ("_heap", "_live", "_queued")
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str, str]] = []
-        self._deadline: dict[RowKey, int] = {}
+        self._live: dict[RowKey, int] = {}
+        self._queued: dict[RowKey, int] = {}
 
     def __len__(self) -> int:
-        return len(self._deadline)
+        return len(self._live)
 
     def heap_size(self) -> int:
         """Entries in the heap, live and superseded."""
@@ -38,43 +41,53 @@ class DeadlineIndex:
 
     def set(self, key: RowKey, deadline: int) -> None:
         """Schedule `key` at `deadline`, replacing any earlier schedule."""
-        if self._deadline.get(key) == deadline:
+        self._live[key] = deadline
+        queued = self._queued.get(key)
+        if queued is not None and queued <= deadline:
             return
-        self._deadline[key] = deadline
+        self._queued[key] = deadline
         heapq.heappush(self._heap, (deadline, key[0], key[1]))
-        if len(self._heap) > 2 * len(self._deadline) + 1024:
+        if len(self._heap) > 2 * len(self._queued) + 1024:
             self._compact()
 
     def discard(self, key: RowKey) -> None:
         """Unschedule `key` if it is scheduled."""
-        self._deadline.pop(key, None)
+        self._live.pop(key, None)
 
     def get(self, key: RowKey) -> int | None:
         """The live deadline of `key`, if any."""
-        return self._deadline.get(key)
+        return self._live.get(key)
+
+    def may_be_due(self, limit: int) -> bool:
+        """Cheap pre-check: False means nothing is due at `limit` (True may be a stale entry)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= limit
 
     def next_deadline(self) -> int | None:
         """The earliest live deadline, or None."""
-        heap, live = self._heap, self._deadline
-        while heap:
-            deadline, owner, contact = heap[0]
-            if live.get((owner, contact)) == deadline:
-                return deadline
-            heapq.heappop(heap)
-        return None
+        return min(self._live.values(), default=None) if self._live else None
 
     def pop_due(self, limit: int) -> list[tuple[int, RowKey]]:
         """Remove and return, in `(deadline, owner, contact)` order, every live entry `<= limit`."""
-        heap, live = self._heap, self._deadline
+        heap, live, queued = self._heap, self._live, self._queued
         due: list[tuple[int, RowKey]] = []
         while heap and heap[0][0] <= limit:
             deadline, owner, contact = heapq.heappop(heap)
             key = (owner, contact)
-            if live.get(key) == deadline:
-                del live[key]
+            if queued.get(key) != deadline:
+                continue  # superseded by an earlier push
+            current = live.get(key)
+            if current is None:
+                del queued[key]
+            elif current == deadline:
+                del queued[key], live[key]
                 due.append((deadline, key))
+            else:
+                queued[key] = current
+                heapq.heappush(heap, (current, owner, contact))
         return due
 
     def _compact(self) -> None:
-        self._heap = [(d, o, c) for (o, c), d in self._deadline.items()]
+        self._queued = dict(self._live)
+        self._heap = [(d, o, c) for (o, c), d in self._live.items()]
         heapq.heapify(self._heap)
