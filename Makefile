@@ -61,6 +61,7 @@ bench-replay: install ## replay events/s vs a bare orjson parse loop, on >= 500k
 bench: bench-replay ## every benchmark (prints figures and ratios against same-run baselines)
 
 check-rules: ## promtool: check Prometheus config and unit-test the alert rules
+	promtool check config deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
 

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     idle_timeout_ms: int = Field(
         30_000,
         gt=0,
-        description="STREAMS_IDLE_TIMEOUT_MS: wall time after which a silent input partition stops holding the watermark (30 s).",
+        description="STREAMS_IDLE_TIMEOUT_MS: an input partition caught up and silent this long (wall time) stops holding the watermark back (30 s).",
     )
     clock: Clock = Field(
         "hybrid",
@@ -94,12 +94,26 @@ class Settings(BaseSettings):
         ge=1,
         description="STREAMS_PARTITIONS: partitions of the topics `topics create` makes and of the owner-keyed stream.",
     )
-    topic_mentions: str = Field("interactions.mentions", description="STREAMS_TOPIC_MENTIONS")
-    topic_replies: str = Field("interactions.replies", description="STREAMS_TOPIC_REPLIES")
-    topic_likes: str = Field("interactions.likes", description="STREAMS_TOPIC_LIKES")
-    topic_alerts: str = Field("relationships.alerts", description="STREAMS_TOPIC_ALERTS")
-    topic_dead_letter: str = Field("interactions.dead-letter", description="STREAMS_TOPIC_DEAD_LETTER")
-    processing_guarantee: Guarantee = Field("at_least_once", description="STREAMS_PROCESSING_GUARANTEE")
+    topic_mentions: str = Field(
+        "interactions.mentions", description="STREAMS_TOPIC_MENTIONS: input topic of mention events."
+    )
+    topic_replies: str = Field(
+        "interactions.replies", description="STREAMS_TOPIC_REPLIES: input topic of reply events."
+    )
+    topic_likes: str = Field(
+        "interactions.likes", description="STREAMS_TOPIC_LIKES: input topic of like events."
+    )
+    topic_alerts: str = Field(
+        "relationships.alerts", description="STREAMS_TOPIC_ALERTS: output topic of alerts, keyed by owner."
+    )
+    topic_dead_letter: str = Field(
+        "interactions.dead-letter",
+        description="STREAMS_TOPIC_DEAD_LETTER: rejected input records with their reason.",
+    )
+    processing_guarantee: Guarantee = Field(
+        "at_least_once",
+        description="STREAMS_PROCESSING_GUARANTEE: `at_least_once` or `exactly_once` (Kafka transactions).",
+    )
     ingest_batch_size: int = Field(
         2000, ge=1, description="STREAMS_INGEST_BATCH_SIZE: input records per re-keying batch."
     )
@@ -127,7 +141,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="STREAMS_SESSION_TIMEOUT_MS: a worker silent this long leaves the group."
     )
-    log_level: str = Field("info", description="STREAMS_LOG_LEVEL")
+    log_level: str = Field("info", description="STREAMS_LOG_LEVEL: debug, info, warning or error.")
     broker_security_protocol: str = Field(
         "PLAINTEXT",
         description="STREAMS_BROKER_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
@@ -135,9 +149,9 @@ class Settings(BaseSettings):
     broker_sasl_mechanism: str | None = Field(
         None, description="STREAMS_BROKER_SASL_MECHANISM: e.g. PLAIN, SCRAM-SHA-512."
     )
-    broker_sasl_username: str | None = Field(None, description="STREAMS_BROKER_SASL_USERNAME")
+    broker_sasl_username: str | None = Field(None, description="STREAMS_BROKER_SASL_USERNAME: SASL user.")
     broker_sasl_password: str | None = Field(
-        None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD (never logged)"
+        None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD: SASL password (never logged)."
     )
     broker_ssl_cafile: Path | None = Field(None, description="STREAMS_BROKER_SSL_CAFILE: CA bundle for TLS.")
 

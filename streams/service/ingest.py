@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import faust
 from faust.types import TP, EventT
@@ -35,7 +36,7 @@ class Rekeyer:
         """Monotonic time of each input partition's last record."""
 
     def split(
-        self, events: Sequence[EventT], dead: list[tuple[EventT, InvalidEvent]]
+        self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
     ) -> tuple[dict[int, list[UpdateFields]], list[str]]:
         """Row updates per owner partition, and the input partitions the batch touched (updates index it)."""
         partitions = self.settings.partitions
@@ -126,9 +127,9 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     @app.agent(topology.interactions, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.ingest_batch_size, within=within):
+        async for events in stream.take_events(settings.ingest_batch_size, within=within):  # type: ignore[attr-defined]
             started = time.perf_counter()
-            dead: list[tuple[EventT, InvalidEvent]] = []
+            dead: list[tuple[EventT[Any], InvalidEvent]] = []
             by_partition, touched = rekeyer.split(events, dead)
             now_ms = int(time.time() * 1000)
             for event, error in dead:

@@ -13,4 +13,5 @@ def owner_partition(owner: str, partitions: int) -> int:
     >>> owner_partition("alice", 1)
     0
     """
-    return (murmur2(owner.encode()) & 0x7FFFFFFF) % partitions
+    digest: int = murmur2(owner.encode())
+    return (digest & 0x7FFFFFFF) % partitions

@@ -33,7 +33,7 @@ def row_key(key: RowKey) -> bytes:
     return orjson.dumps(key)
 
 
-def table_items(table: TableT, partition: int) -> Iterator[tuple[bytes, bytes]]:
+def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes, bytes]]:
     """Items of one partition of a raw table (RocksDB: that partition's database only)."""
     store: Any = table.data
     db_for_partition = getattr(store, "_db_for_partition", None)
@@ -55,7 +55,7 @@ class OwnerPartitions:
         self.topology = topology
         self.settings = settings
         self.metrics = metrics
-        self.live: dict[int, OwnerPartition[EventT]] = {}
+        self.live: dict[int, OwnerPartition[EventT[Any]]] = {}
         self.checkpointed_at: dict[int, float] = {}
 
     def sources(self) -> list[str]:
@@ -66,7 +66,7 @@ class OwnerPartitions:
             found += [f"{topic}:{p}" for p in range(count or 0)]
         return found
 
-    def get(self, partition: int) -> OwnerPartition[EventT]:
+    def get(self, partition: int) -> OwnerPartition[EventT[Any]]:
         """The partition's state, loading its rows from the local store on first use."""
         part = self.live.get(partition)
         if part is None:
@@ -74,7 +74,7 @@ class OwnerPartitions:
             self.live[partition] = part
         return part
 
-    def _load(self, partition: int) -> OwnerPartition[EventT]:
+    def _load(self, partition: int) -> OwnerPartition[EventT[Any]]:
         self.metrics.recovering.inc()
         started = time.perf_counter()
         rows: dict[RowKey, Row] = {}
@@ -85,7 +85,9 @@ class OwnerPartitions:
                 rows[(owner, contact)] = Row.from_bytes(value)
             elif key == RESUME_KEY:
                 resume = Resume.from_json(orjson.loads(value))
-        part: OwnerPartition[EventT] = OwnerPartition(partition, self.settings, rows, self.sources(), resume)
+        part: OwnerPartition[EventT[Any]] = OwnerPartition(
+            partition, self.settings, rows, self.sources(), resume
+        )
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
         self.metrics.recovering.dec()
@@ -98,14 +100,14 @@ class OwnerPartitions:
         )
         return part
 
-    def checkpoint_due(self, part: OwnerPartition[EventT], heartbeat: bool) -> bool:
+    def checkpoint_due(self, part: OwnerPartition[EventT[Any]], heartbeat: bool) -> bool:
         """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending."""
         if heartbeat or part.dirty() >= self.settings.checkpoint_max_rows:
             return True
         elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
-    async def checkpoint(self, part: OwnerPartition[EventT], stream: faust.StreamT[bytes]) -> None:
+    async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover."""
         done = part.checkpoint()
         rows_table = self.topology.rows
@@ -168,7 +170,7 @@ def register_relationships(
 
     @app.agent(topology.owner_updates, name="relationships", concurrency=1)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.noack().events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
             started = time.perf_counter()
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
@@ -188,7 +190,7 @@ def register_relationships(
     async def observe() -> None:
         partitions.observe()
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
         partitions.drop_all()

@@ -29,19 +29,22 @@ class Topology:
     """`dormant` / `revived` alerts keyed by owner."""
     dead_letters: TopicT
     """Rejected input records with their reason."""
-    rows: TableT
+    rows: TableT[bytes, bytes]
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
 
 
 def declare_topology(app: faust.App, settings: Settings) -> Topology:
     """Declare topics and tables on `app`."""
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
     return Topology(
-        interactions=app.topic(*settings.input_topics(), **raw),
+        interactions=app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw"),
         owner_updates=app.topic(
-            owner_updates_topic_name(settings), partitions=settings.partitions, internal=True, **raw
+            owner_updates_topic_name(settings),
+            partitions=settings.partitions,
+            internal=True,
+            key_serializer="raw",
+            value_serializer="raw",
         ),
-        alerts=app.topic(settings.topic_alerts, **raw),
-        dead_letters=app.topic(settings.topic_dead_letter, **raw),
+        alerts=app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw"),
+        dead_letters=app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"),
         rows=app.Table("rows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
     )

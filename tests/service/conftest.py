@@ -105,7 +105,7 @@ class Worker:
         """Start the process (stdout/stderr to its log file)."""
         env = {**os.environ, **self.env, "STREAMS_WEB_PORT": str(self.web_port)}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"], cwd=REPO, env=env, stdout=log, stderr=log
             )
         return self
@@ -190,7 +190,9 @@ def wait_for_alerts(topic_set: TopicSet, expected: int, timeout_s: float = 240.0
     deadline = time.monotonic() + timeout_s
     alerts: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        alerts = [orjson.loads(r.value) for r in read_topic(topic_set.env["STREAMS_TOPIC_ALERTS"], idle_s=1.0)]
+        alerts = [
+            orjson.loads(r.value) for r in read_topic(topic_set.env["STREAMS_TOPIC_ALERTS"], idle_s=1.0)
+        ]
         if len({a["alert_id"] for a in alerts}) >= expected:
             break
         time.sleep(2)
@@ -200,8 +202,8 @@ def wait_for_alerts(topic_set: TopicSet, expected: int, timeout_s: float = 240.0
 def deterministic(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Alerts by id without `detected_at`; a repeated id must repeat the same alert."""
     by_id: dict[str, dict[str, Any]] = {}
-    for alert in alerts:
-        alert = {k: v for k, v in alert.items() if k != "detected_at"}
+    for published in alerts:
+        alert = {k: v for k, v in published.items() if k != "detected_at"}
         previous = by_id.setdefault(alert["alert_id"], alert)
         assert previous == alert, f"alert {alert['alert_id']} repeated with different fields"
     return by_id
