@@ -169,6 +169,7 @@ class RelationshipEngine:
                     del gaps[0]
                 row.touch_at = ts
                 row.touches += 1
+                row.cached_threshold = None
             row.last_at = ts
         row.first_at = min(row.first_at, ts)
         if direction == OUT:

@@ -24,6 +24,7 @@ class Row:
     """
 
     __slots__ = (
+        "cached_threshold",
         "counts",
         "dormant_since",
         "first_at",
@@ -73,6 +74,8 @@ class Row:
         """Deadline that passed, while dormant; None while active."""
         self.recent = recent
         """Event ids applied recently -> `[event time, input position]`."""
+        self.cached_threshold: int | None = None
+        """Threshold derived from `gaps` (not serialised; reset when `gaps` change)."""
 
     @classmethod
     def first(cls, ts: int) -> Row:

@@ -76,4 +76,7 @@ class Rules:
         """`last_at + threshold` for an established row, else None."""
         if not self.established(row):
             return None
-        return row.last_at + self.threshold(row.gaps)
+        threshold = row.cached_threshold
+        if threshold is None:
+            threshold = row.cached_threshold = self.threshold(row.gaps)
+        return row.last_at + threshold

@@ -30,6 +30,7 @@ class Rekeyer:
         self.settings = settings
         self.metrics = metrics
         self._seen: dict[str, int] = {}
+        self._consumed: dict[tuple[str, str], Any] = {}
         self.sent: dict[str, int] = {}
         """Max event time per input partition whose updates are already queued for sending."""
         self.last_record_at: dict[str, float] = {}
@@ -41,7 +42,7 @@ class Rekeyer:
         """Row updates per owner partition, and the input partitions the batch touched (updates index it)."""
         partitions = self.settings.partitions
         max_bytes = self.settings.max_record_bytes
-        consumed, seen, self_count = self.metrics.consumed, self._seen, 0
+        consumed, seen, self_count = self._consumed_counter, self._seen, 0
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
         now = time.monotonic()
@@ -54,9 +55,9 @@ class Rekeyer:
                 interaction = decode_event(event.value, max_bytes)
             except InvalidEvent as exc:
                 dead.append((event, exc))
-                consumed.labels(topic=message.topic, type="invalid").inc()
+                consumed(message.topic, "invalid").inc()
                 continue
-            consumed.labels(topic=message.topic, type=INTERACTION_TYPES[interaction.type]).inc()
+            consumed(message.topic, INTERACTION_TYPES[interaction.type]).inc()
             ts = interaction.ts
             if ts > seen.get(source, ts - 1):
                 seen[source] = ts
@@ -74,6 +75,13 @@ class Rekeyer:
         if self_count:
             self.metrics.self_interactions.inc(self_count)
         return by_partition, list(touched)
+
+    def _consumed_counter(self, topic: str, kind: str) -> Any:
+        """The `events_consumed_total{topic, type}` child, looked up once per label pair."""
+        child = self._consumed.get((topic, kind))
+        if child is None:
+            child = self._consumed[(topic, kind)] = self.metrics.consumed.labels(topic=topic, type=kind)
+        return child
 
     def batch_markers(self, sources: list[str]) -> dict[str, Marker]:
         """The (non-idle) markers that follow a batch from `sources`."""

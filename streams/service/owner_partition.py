@@ -104,14 +104,14 @@ class OwnerPartition(Generic[Handle]):
         """Offer the record's new updates, take its markers, advance the watermark; return alerts."""
         self._last_offset = offset
         alerts: list[Alert] = []
-        fresh = self._fresh_updates(record, offset)
+        tag = self._next_tag
+        fresh = self._fresh_updates(record, offset, tag)
         if fresh:
-            tag = self._next_tag
             self._next_tag += 1
             self._pending[tag] = (handle, [len(fresh)])
             offer = self.engine.offer
             for update in fresh:
-                alerts += offer(update._replace(tag=tag))
+                alerts += offer(update)
         else:
             self._ready.append(handle)
         for source, (max_ts, idle) in record.markers.items():
@@ -121,15 +121,19 @@ class OwnerPartition(Generic[Handle]):
             alerts += self.engine.advance(mark, inclusive=all_idle)
         return alerts
 
-    def _fresh_updates(self, record: OwnerRecord, offset: int) -> list[RowUpdate]:
+    def _fresh_updates(self, record: OwnerRecord, offset: int, tag: int) -> list[RowUpdate]:
         """The record's updates not applied before: see the class docstring."""
         names = record.sources
         received = self.received
         resume = self.resume
         seen_before = resume is not None and offset <= resume.last_offset
         floor = [received.get(name, -1) for name in names]
+        top = list(floor)
+        base = [input_position(name, 0) for name in names]
         fresh: list[RowUpdate] = []
         for ts, event_id, owner, contact, direction, kind, index, input_offset in record.updates:
+            if input_offset > top[index]:
+                top[index] = input_offset
             if seen_before:
                 assert resume is not None
                 if ts < resume.watermark or (resume.closed and ts == resume.watermark):
@@ -138,12 +142,11 @@ class OwnerPartition(Generic[Handle]):
             elif input_offset <= floor[index]:
                 self.skipped += 1
                 continue
-            position = input_position(names[index], input_offset)
-            fresh.append(RowUpdate(ts, event_id, owner, contact, direction, kind, 0, position))
+            position = base[index] | input_offset
+            fresh.append(RowUpdate(ts, event_id, owner, contact, direction, kind, tag, position))
         for index, name in enumerate(names):
-            top = max((u[7] for u in record.updates if u[6] == index), default=-1)
-            if top > received.get(name, -1):
-                received[name] = top
+            if top[index] > floor[index]:
+                received[name] = top[index]
         return fresh
 
     def checkpoint(self) -> Checkpoint[Handle]:

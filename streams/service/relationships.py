@@ -17,6 +17,7 @@ from streams.engine.row import Row
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.records import decode_owner_record
+from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
 from streams.settings import Settings
 
@@ -57,6 +58,7 @@ class OwnerPartitions:
         self.metrics = metrics
         self.live: dict[int, OwnerPartition[EventT[Any]]] = {}
         self.checkpointed_at: dict[int, float] = {}
+        self._lag_series: set[str] = set()
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -77,7 +79,7 @@ class OwnerPartitions:
     def _load(self, partition: int) -> OwnerPartition[EventT[Any]]:
         self.metrics.recovering.inc()
         started = time.perf_counter()
-        rows: dict[RowKey, Row] = {}
+        rows = IndexedRows()  # indexed by owner for `GET /relationships/{owner}`
         resume: Resume | None = None
         for key, value in table_items(self.topology.rows, partition):
             if key.startswith(ROW_KEY_PREFIX):
@@ -129,6 +131,7 @@ class OwnerPartitions:
         """Refresh gauges over the live partitions."""
         active = dormant = established = held = timers = 0
         now = time.time()
+        gauged: set[str] = set()
         for part in self.live.values():
             engine = part.engine
             rules = engine.rules
@@ -142,10 +145,15 @@ class OwnerPartitions:
             held += len(engine.held)
             timers += len(engine.timers)
             label = str(part.partition)
+            gauged.add(label)
             if engine.watermark != NO_WATERMARK:
                 self.metrics.watermark_lag.labels(partition=label).set(now - engine.watermark / 1000)
             if engine.max_ts != NO_WATERMARK:
                 self.metrics.event_time_lag.labels(partition=label).set(now - engine.max_ts / 1000)
+        for label in self._lag_series - gauged:  # partitions no longer served here
+            self.metrics.watermark_lag.remove(label)
+            self.metrics.event_time_lag.remove(label)
+        self._lag_series = gauged
         self.metrics.rows.labels(status="active").set(active)
         self.metrics.rows.labels(status="dormant").set(dormant)
         self.metrics.rows.labels(status="established").set(established)

@@ -1,21 +1,96 @@
-"""Web views on the worker's port: Prometheus metrics and health."""
+"""Web views on the worker's port: metrics, health, readiness and owner state queries (routed to the owner)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
+import faust
+import orjson
+from faust.assignor import PartitionAssignor
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
+
+from streams.engine.events import INTERACTION_TYPES, Reason
+from streams.service.metrics import Metrics
+from streams.service.partitioning import owner_partition
+from streams.service.readiness import check_readiness, tables_recovered
+from streams.service.state_query import BadQuery, Query, as_of_ms, parse_query, relationships_body
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.service.worker import Service
 
-__all__ = ["register_web"]
+__all__ = [
+    "FORWARDED_HEADER",
+    "PROXY_TIMEOUT_S",
+    "SERVED_BY_HEADER",
+    "initialise_label_sets",
+    "partition_url",
+    "register_web",
+]
+
+log = logging.getLogger(__name__)
+
+SERVED_BY_HEADER = "X-Relationships-Served-By"
+"""Response header: the URL of the worker whose memory answered."""
+FORWARDED_HEADER = "X-Relationships-Forwarded-By"
+"""Request header a worker adds when it forwards a query; a forwarded query is never forwarded again."""
+PROXY_TIMEOUT_S = 10.0
+UNROUTABLE_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104  (compared with, never bound)
+JSON = "application/json"
+
+
+def initialise_label_sets(metrics: Metrics, settings: Settings) -> None:
+    """Expose every label set known in advance at zero, so rates and dashboards have series from the start."""
+    for topic in settings.input_topics():
+        for kind in (*INTERACTION_TYPES, "invalid"):
+            metrics.consumed.labels(topic=topic, type=kind)
+    for reason in Reason:
+        metrics.invalid.labels(reason=reason.value)
+    for kind in ("dormant", "revived"):
+        metrics.alerts.labels(kind=kind)
+    for status in ("active", "dormant", "established"):
+        metrics.rows.labels(status=status)
+    for stage in ("ingest", "relationships"):
+        metrics.processing.labels(stage=stage)
+
+
+def partition_url(app: faust.App, topic: str, partition: int) -> str | None:
+    """The web URL of the group member assigned `topic[partition]`, from the last assignment; None if unknown."""
+    assignor = cast(PartitionAssignor, app.assignor)
+    for url, topics in assignor.external_topic_distribution.items():
+        if partition in topics.get(topic, ()):
+            return str(url)
+    return None
+
+
+def _json(
+    view: View, body: Mapping[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return view.bytes(orjson.dumps(body), content_type=JSON, status=status, headers=headers)
+
+
+def _error(view: View, status: int, code: str, message: str, **extra: Any) -> Response:
+    """A machine-readable error body: `{"error": code, "message": ...}`; 503s say when to retry."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return _json(view, {"error": code, "message": message, **extra}, status, headers)
 
 
 def register_web(service: Service) -> None:
-    """Register `/metrics`, `/healthz` and `/readyz`."""
+    """Register `/metrics`, `/healthz`, `/readyz` and `/relationships/{owner}` on the service's app."""
     app = service.app
+    settings = service.settings
+    owner_topic = service.topology.owner_updates.get_topic_name()
+    initialise_label_sets(service.metrics, settings)
+
+    def self_url() -> str:
+        return str(app.conf.canonical_url)
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -26,10 +101,94 @@ def register_web(service: Service) -> None:
     @app.page("/healthz")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
+            return _json(self, {"status": "ok"})
 
     @app.page("/readyz")
     class ReadyView(View):
-        async def get(self, request: Request) -> Any:
-            ready = app.rebalancing is False and app.tables.recovery.completed.is_set()
-            return self.json({"ready": ready}, status=200 if ready else 503)
+        async def get(self, request: Request) -> Response:
+            verdict = check_readiness(app, owner_topic, service.owner_partitions.live, service.consumer_lag)
+            return _json(self, verdict.body(), 200 if verdict.ready else 503)
+
+    @app.page("/relationships/{owner}")
+    class RelationshipsView(View):
+        async def get(self, request: Request, owner: str) -> Response:
+            try:
+                query = parse_query(owner, request.query)
+            except BadQuery as exc:
+                return _json(self, exc.body(), 400)
+            if app.rebalancing or not tables_recovered(app):
+                return _error(self, 503, "not_ready", "the worker is rebalancing or recovering its tables")
+            partition = owner_partition(query.owner, settings.partitions)
+            if TP(owner_topic, partition) in app.assignor.assigned_actives():
+                return self.answer(query, partition)
+            if FORWARDED_HEADER in request.headers:
+                # The forwarding worker's view of the assignment is older or newer than ours.
+                return _error(
+                    self,
+                    503,
+                    "not_owner",
+                    "this worker does not own the owner's partition (assignment moving)",
+                )
+            url = partition_url(app, owner_topic, partition)
+            if url is None:
+                return _error(self, 503, "partition_unassigned", "no worker owns the owner's partition yet")
+            if URL(url).host in UNROUTABLE_HOSTS:
+                return _error(
+                    self,
+                    503,
+                    "owner_not_addressable",
+                    "the owning worker advertises an address others cannot reach (see STREAMS_WEB_HOST)",
+                )
+            return await self.forward(request, url, partition)
+
+        def answer(self, query: Query, partition: int) -> Response:
+            part = service.owner_partitions.live.get(partition)
+            if part is None:
+                return _error(
+                    self,
+                    503,
+                    "partition_loading",
+                    "the owner's partition is being loaded",
+                    partition=partition,
+                )
+            engine = part.engine
+            as_of = as_of_ms(engine.watermark, int(time.time() * 1000))
+            body = relationships_body(query, engine.rows, engine.rules, as_of, partition)
+            headers = {SERVED_BY_HEADER: self_url()}
+            if body is None:
+                return _json(
+                    self,
+                    {
+                        "error": "unknown_owner",
+                        "message": "no relationships for this owner",
+                        "owner_id": query.owner,
+                    },
+                    404,
+                    headers,
+                )
+            return _json(self, body, 200, headers)
+
+        async def forward(self, request: Request, url: str, partition: int) -> Response:
+            target = URL(url).join(URL(request.url.raw_path_qs, encoded=True))
+            session = app.http_client
+            log.debug("forwarding query for owner partition %d to %s", partition, url)
+            try:
+                async with session.get(
+                    target,
+                    headers={FORWARDED_HEADER: self_url(), "Accept": JSON},
+                    timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT_S),
+                ) as response:
+                    body = await response.read()
+                    headers = {SERVED_BY_HEADER: response.headers.get(SERVED_BY_HEADER, url)}
+                    if "Retry-After" in response.headers:
+                        headers["Retry-After"] = response.headers["Retry-After"]
+                    return self.bytes(
+                        body, content_type=response.content_type, status=response.status, headers=headers
+                    )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning(
+                    "query for owner partition %d not forwarded to %s: %s", partition, url, type(exc).__name__
+                )
+                return _error(
+                    self, 502, "owner_unreachable", "the worker that owns the partition did not answer"
+                )

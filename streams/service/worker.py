@@ -8,6 +8,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams.service.app import create_app
+from streams.service.consumer_lag import ConsumerLagMonitor, register_consumer_lag
 from streams.service.ingest import register_ingest
 from streams.service.metrics import Metrics
 from streams.service.relationships import OwnerPartitions, register_relationships
@@ -28,6 +29,9 @@ class Service:
         self.topology: Topology = declare_topology(self.app, settings)
         register_ingest(self.app, self.topology, settings, self.metrics)
         self.owner_partitions: OwnerPartitions = register_relationships(
+            self.app, self.topology, settings, self.metrics
+        )
+        self.consumer_lag: ConsumerLagMonitor = register_consumer_lag(
             self.app, self.topology, settings, self.metrics
         )
 

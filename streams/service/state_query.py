@@ -1,0 +1,248 @@
+"""State queries: an owner index over a partition's rows and the `GET /relationships/{owner}` body."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from streams.engine.engine import NO_WATERMARK
+from streams.engine.events import INTERACTION_TYPES, MAX_ID_CHARS
+from streams.engine.row import Row
+from streams.engine.rules import Rules
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "SCHEMA_VERSION",
+    "BadQuery",
+    "IndexedRows",
+    "Query",
+    "as_of_ms",
+    "contact_entry",
+    "parse_query",
+    "relationships_body",
+]
+
+RowKey = tuple[str, str]
+Status = Literal["active", "dormant"]
+
+SCHEMA_VERSION = 1
+"""`schema_version` of schemas/relationships-response.v1.json."""
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+STATUSES: tuple[Status, ...] = ("active", "dormant")
+PARAMETERS = frozenset({"status", "limit"})
+
+
+class IndexedRows(dict[RowKey, Row]):
+    """Rows keyed `(owner, contact)` that also index each owner's contacts, so a query reads only them.
+
+    Every mutating method keeps the index; reads are plain `dict` reads (the
+    engine's hot path, `rows.get`, is untouched).
+
+    >>> rows = IndexedRows()
+    >>> rows[("ann", "bob")] = Row.first(1_000)
+    >>> rows[("ann", "cat")] = Row.first(2_000)
+    >>> sorted(rows.contacts("ann")), rows.contacts("bob")
+    (['bob', 'cat'], set())
+    >>> del rows[("ann", "bob")]
+    >>> sorted(rows.contacts("ann"))
+    ['cat']
+    """
+
+    __slots__ = ("_contacts",)
+
+    def __init__(self, items: Iterable[tuple[RowKey, Row]] = ()) -> None:
+        super().__init__()
+        self._contacts: dict[str, set[str]] = {}
+        for key, row in items:
+            self[key] = row
+
+    def contacts(self, owner: str) -> set[str]:
+        """The contacts of `owner` (empty when it has no rows); do not mutate."""
+        return self._contacts.get(owner, _EMPTY)
+
+    def _index(self, key: RowKey) -> None:
+        self._contacts.setdefault(key[0], set()).add(key[1])
+
+    def _unindex(self, key: RowKey) -> None:
+        contacts = self._contacts.get(key[0])
+        if contacts is not None:
+            contacts.discard(key[1])
+            if not contacts:
+                del self._contacts[key[0]]
+
+    def __setitem__(self, key: RowKey, row: Row) -> None:
+        super().__setitem__(key, row)
+        self._index(key)
+
+    def __delitem__(self, key: RowKey) -> None:
+        super().__delitem__(key)
+        self._unindex(key)
+
+    def pop(self, key: RowKey, *default: Any) -> Any:
+        """`dict.pop`, keeping the index."""
+        if key in self:
+            self._unindex(key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[RowKey, Row]:
+        """`dict.popitem`, keeping the index."""
+        key, row = super().popitem()
+        self._unindex(key)
+        return key, row
+
+    def setdefault(self, key: RowKey, default: Row | None = None) -> Row:  # type: ignore[override]
+        """`dict.setdefault`, keeping the index."""
+        if key not in self:
+            self[key] = cast(Row, default)
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """`dict.update`, keeping the index."""
+        for key, row in dict(*args, **kwargs).items():
+            self[key] = row
+
+    def __ior__(self, other: Any) -> IndexedRows:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        """`dict.clear`, index included."""
+        super().clear()
+        self._contacts.clear()
+
+
+_EMPTY: set[str] = set()
+
+
+class BadQuery(ValueError):
+    """A request the API refuses (400): a machine-readable code and the parameter at fault."""
+
+    def __init__(self, code: str, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.parameter = parameter
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        """The JSON error body."""
+        return {"error": self.code, "parameter": self.parameter, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A validated `GET /relationships/{owner}` request."""
+
+    owner: str
+    status: Status | None = None
+    """Only contacts with this status, or all."""
+    limit: int = DEFAULT_LIMIT
+    """At most this many contacts (1..`MAX_LIMIT`)."""
+
+
+def parse_query(owner: str, params: Mapping[str, str]) -> Query:
+    """Validate the owner id and the query string, or raise `BadQuery`.
+
+    >>> parse_query("ann", {"status": "dormant", "limit": "5"})
+    Query(owner='ann', status='dormant', limit=5)
+    >>> parse_query("ann", {"limit": "0"})
+    Traceback (most recent call last):
+    ...
+    streams.service.state_query.BadQuery: limit must be an integer from 1 to 1000
+    """
+    if not 1 <= len(owner) <= MAX_ID_CHARS:
+        raise BadQuery("invalid_owner", "owner", f"owner id must be 1 to {MAX_ID_CHARS} characters")
+    names = list(params.keys())  # a multi-dict (aiohttp's query) repeats a repeated name
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BadQuery("repeated_parameter", repeated[0], f"query parameter {repeated[0]!r} given twice")
+    unknown = sorted(set(names) - PARAMETERS)
+    if unknown:
+        raise BadQuery(
+            "unknown_parameter", unknown[0], f"unknown query parameter {unknown[0]!r} (known: limit, status)"
+        )
+    status = params.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadQuery("invalid_parameter", "status", "status must be `active` or `dormant`")
+    raw_limit = params.get("limit")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise BadQuery("invalid_parameter", "limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+    return Query(owner, status, limit)
+
+
+def as_of_ms(watermark: int, now_ms: int) -> int:
+    """The event time strengths are decayed to: the partition's watermark, or `now_ms` before it has one."""
+    return now_ms if watermark == NO_WATERMARK else watermark
+
+
+def contact_entry(contact: str, row: Row, rules: Rules, as_of: int) -> dict[str, Any]:
+    """One element of `contacts`: the row with its strength decayed to `as_of` and its deadline."""
+    established = rules.established(row)
+    counts = row.counts
+    return {
+        "contact_id": contact,
+        "status": "dormant" if row.dormant_since is not None else "active",
+        "established": established,
+        "strength": row.strength * rules.decay(max(0, as_of - row.last_at)),
+        "last_interaction_at": row.last_at,
+        "last_out_at": row.last_out_at,
+        "last_in_at": row.last_in_at,
+        "touches": row.touches,
+        "typical_gap_ms": math.floor(rules.typical_gap(row.gaps)) if established else None,
+        "threshold_ms": rules.threshold(row.gaps) if established else None,
+        "deadline": None if row.dormant_since is not None else rules.deadline(row),
+        "dormant_since": row.dormant_since,
+        "counts": {
+            "out": dict(zip(INTERACTION_TYPES, counts[0:3], strict=True)),
+            "in": dict(zip(INTERACTION_TYPES, counts[3:6], strict=True)),
+        },
+    }
+
+
+def _owner_rows(rows: Mapping[RowKey, Row], owner: str) -> Iterator[tuple[str, Row]]:
+    """The owner's `(contact, row)` pairs: from the index when there is one, else by a scan."""
+    if isinstance(rows, IndexedRows):
+        for contact in rows.contacts(owner):
+            yield contact, rows[(owner, contact)]
+    else:
+        for (row_owner, contact), row in rows.items():
+            if row_owner == owner:
+                yield contact, row
+
+
+def relationships_body(
+    query: Query, rows: Mapping[RowKey, Row], rules: Rules, as_of: int, partition: int
+) -> dict[str, Any] | None:
+    """The response body (schemas/relationships-response.v1.json), or None when the owner has no rows.
+
+    Contacts are ordered by `contact_id` (code points); `total` counts those
+    matching the status filter, `count` those listed, and `truncated` says
+    `total > count`.
+    """
+    matching: list[tuple[str, Row]] = []
+    known = False
+    for contact, row in _owner_rows(rows, query.owner):
+        known = True
+        status = "dormant" if row.dormant_since is not None else "active"
+        if query.status is None or status == query.status:
+            matching.append((contact, row))
+    if not known:
+        return None
+    matching.sort(key=lambda item: item[0])
+    listed = matching[: query.limit]
+    return {
+        "owner_id": query.owner,
+        "as_of": as_of,
+        "count": len(listed),
+        "total": len(matching),
+        "truncated": len(matching) > len(listed),
+        "partition": partition,
+        "contacts": [contact_entry(contact, row, rules, as_of) for contact, row in listed],
+        "schema_version": SCHEMA_VERSION,
+    }
