@@ -89,7 +89,7 @@ async def bare_consumer(settings: Settings, expected: int) -> float:
 
 def applied(port: int) -> float:
     try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return 0.0
     for line in body.splitlines():
@@ -112,7 +112,7 @@ def service(env: dict[str, str], workers: int, expected: int, data_root: Path) -
             "STREAMS_DATA_DIR": str(data_root / f"w{number}"),
         }
         processes.append(
-            subprocess.Popen(  # noqa: S603
+            subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"],
                 cwd=REPO,
                 env=worker_env,
