@@ -79,8 +79,14 @@ class RelationshipEngine:
         self._on_row_changed = on_row_changed
         self._on_applied = on_applied
         self._alerts: list[Alert] = []
+        self.established_rows = 0
+        """Rows that are established (they never stop being so)."""
+        self.dormant_rows = 0
+        """Rows in a dormant episode now."""
         for key, row in self.rows.items():
             self._schedule(key, row)
+            if row.dormant_since is not None:
+                self.dormant_rows += 1
 
     # --- inputs -----------------------------------------------------------
     def offer(self, update: RowUpdate) -> list[Alert]:
@@ -153,6 +159,7 @@ class RelationshipEngine:
             self._emit("revived", key, row)
             row.dormant_since = None
             self.stats.revived += 1
+            self.dormant_rows -= 1
         row.counts[direction * 3 + kind] += 1
         weight = rules.weights[kind]
         if older:
@@ -178,8 +185,7 @@ class RelationshipEngine:
         elif row.last_in_at is None or ts > row.last_in_at:
             row.last_in_at = ts
         self._remember(row, event_id, ts, pos)
-        if not older:
-            self._schedule(key, row)
+        self._schedule(key, row)
         if self._on_row_changed is not None:
             self._on_row_changed(key, row)
         if self._on_applied is not None:
@@ -199,14 +205,18 @@ class RelationshipEngine:
             del recent[oldest]
 
     def _schedule(self, key: RowKey, row: Row) -> None:
+        if not row.known_established:
+            if not self.rules.established(row):
+                return
+            row.known_established = True  # counts and touches only grow: it stays so
+            self.established_rows += 1
         if row.dormant_since is not None:
             self.timers.discard(key)
             return
-        deadline = self.rules.deadline(row)
-        if deadline is None:
-            self.timers.discard(key)
-        else:
-            self.timers.set(key, deadline)
+        threshold = row.cached_threshold
+        if threshold is None:
+            threshold = row.cached_threshold = self.rules.threshold(row.gaps)
+        self.timers.set(key, row.last_at + threshold)
 
     def _fire_due(self, limit: int) -> None:
         for deadline, key in self.timers.pop_due(limit):
@@ -214,6 +224,7 @@ class RelationshipEngine:
             row.dormant_since = deadline
             self._emit("dormant", key, row)
             self.stats.dormant += 1
+            self.dormant_rows += 1
             if self._on_row_changed is not None:
                 self._on_row_changed(key, row)
 

@@ -29,6 +29,7 @@ class Row:
         "dormant_since",
         "first_at",
         "gaps",
+        "known_established",
         "last_at",
         "last_in_at",
         "last_out_at",
@@ -76,6 +77,8 @@ class Row:
         """Event ids applied recently -> `[event time, input position]`."""
         self.cached_threshold: int | None = None
         """Threshold derived from `gaps` (not serialised; reset when `gaps` change)."""
+        self.known_established = False
+        """The engine has seen this row established (not serialised; re-derived on load)."""
 
     @classmethod
     def first(cls, ts: int) -> Row:

@@ -26,7 +26,7 @@ class GeneratorConfig:
     """Event time of the stream's start (epoch ms)."""
     ties_per_user: float = 6.0
     """Mean number of ties (relationships) per user; the degree is heavy-tailed."""
-    activity_alpha: float = 1.6
+    activity_alpha: float = 1.3
     """Pareto shape of user activity (smaller = heavier tail)."""
     reciprocal: float = 0.7
     """Probability that a tie is reciprocal (both sides interact); else one-sided."""
@@ -40,6 +40,8 @@ class GeneratorConfig:
     """Lognormal sigma of the rhythm."""
     rhythm_bounds_ms: tuple[int, int] = (12 * HOUR_MS, 10 * DAY_MS)
     """Clip of a tie's rhythm."""
+    intensity_exponent: float = 0.8
+    """Rhythm divided by (geometric mean activity of the pair / mean activity) ** this: busy pairs talk more."""
     regularity: float = 3.0
     """Gamma shape of the gaps around a tie's rhythm (1 = Poisson-like, larger = steadier)."""
     settled_touches: int = 10

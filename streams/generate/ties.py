@@ -34,10 +34,11 @@ class Tie:
     """When touches resume after the fade (None: they never do)."""
 
 
-def _rhythm(rng: random.Random, config: GeneratorConfig) -> int:
+def _rhythm(rng: random.Random, config: GeneratorConfig, intensity: float) -> int:
+    """Lognormal around the median, faster between active users (`intensity` > 1), clipped."""
     low, high = config.rhythm_bounds_ms
     drawn = rng.lognormvariate(math.log(config.rhythm_median_ms), config.rhythm_sigma)
-    return int(min(max(drawn, low), high))
+    return int(min(max(drawn / intensity**config.intensity_exponent, low), high))
 
 
 def _silence(rng: random.Random, config: GeneratorConfig, rhythm: int) -> int:
@@ -45,8 +46,8 @@ def _silence(rng: random.Random, config: GeneratorConfig, rhythm: int) -> int:
     return int(max(3 * rhythm, 14 * DAY_MS) * rng.uniform(low, high)) + DAY_MS
 
 
-def _plan_one(rng: random.Random, config: GeneratorConfig, a: int, b: int) -> Tie:
-    rhythm = _rhythm(rng, config)
+def _plan_one(rng: random.Random, config: GeneratorConfig, a: int, b: int, intensity: float) -> Tie:
+    rhythm = _rhythm(rng, config, intensity)
     span = config.end_ms - config.start_ms
     if rng.random() < _PREEXISTING:
         start = config.start_ms + int(rng.uniform(0, rhythm))
@@ -65,6 +66,8 @@ def _plan_one(rng: random.Random, config: GeneratorConfig, a: int, b: int) -> Ti
 def plan_ties(rng: random.Random, config: GeneratorConfig, population: Population) -> list[Tie]:
     """About `users * ties_per_user / 2` ties between distinct pairs, endpoints drawn by activity."""
     wanted = round(config.users * config.ties_per_user / 2)
+    activity = population.activity
+    mean = sum(activity) / len(activity)
     pairs: set[frozenset[int]] = set()
     ties: list[Tie] = []
     for _ in range(wanted * 4):
@@ -75,5 +78,5 @@ def plan_ties(rng: random.Random, config: GeneratorConfig, population: Populatio
         if a == b or pair in pairs:
             continue
         pairs.add(pair)
-        ties.append(_plan_one(rng, config, a, b))
+        ties.append(_plan_one(rng, config, a, b, math.sqrt(activity[a] * activity[b]) / mean))
     return ties
