@@ -4,63 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.cli.produce import route
+from bench.harness import deployment, free_port, metric, produce, settings_for, start_worker, stop
 from streams.datasets.collegemsg import collegemsg_events
-from streams.kafka_admin import bootstrap_servers, create_topics, producer
+from streams.kafka_admin import bootstrap_servers
 from streams.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def deployment(partitions: int) -> dict[str, str]:
-    """A unique app id and topic set, as environment variables."""
-    app = f"bench{uuid.uuid4().hex[:8]}"
-    return {
-        "STREAMS_APP_ID": app,
-        "STREAMS_PARTITIONS": str(partitions),
-        "STREAMS_TOPIC_MENTIONS": f"{app}.mentions",
-        "STREAMS_TOPIC_REPLIES": f"{app}.replies",
-        "STREAMS_TOPIC_LIKES": f"{app}.likes",
-        "STREAMS_TOPIC_ALERTS": f"{app}.alerts",
-        "STREAMS_TOPIC_DEAD_LETTER": f"{app}.dead-letter",
-        "STREAMS_CLOCK": "event",
-        "STREAMS_IDLE_TIMEOUT_MS": "2000",
-        "STREAMS_LOG_LEVEL": "warning",
-    }
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    return Settings.model_validate({k[8:].lower(): v for k, v in env.items()})
-
-
-def produce(env: dict[str, str], lines: list[bytes]) -> None:
-    settings = settings_for(env)
-    client = producer(settings)
-    for line in lines:
-        topic, key = route(line, settings)
-        client.send(topic, key=key, value=line)
-    client.flush()
-    client.close()
 
 
 async def bare_consumer(settings: Settings, expected: int) -> float:
@@ -87,58 +43,25 @@ async def bare_consumer(settings: Settings, expected: int) -> float:
         await consumer.stop()
 
 
-def applied(port: int) -> float:
-    try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return 0.0
-    for line in body.splitlines():
-        if line.startswith("relationships_events_applied_total "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def service(env: dict[str, str], workers: int, expected: int, data_root: Path) -> float:
     """Events/s from the first applied event to the last, over `workers` worker processes."""
-    processes = []
-    ports = []
-    for number in range(workers):
-        port = free_port()
-        ports.append(port)
-        worker_env = {
-            **os.environ,
-            **env,
-            "STREAMS_WEB_PORT": str(port),
-            "STREAMS_DATA_DIR": str(data_root / f"w{number}"),
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
-                cwd=REPO,
-                env=worker_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+    ports = [free_port() for _ in range(workers)]
+    processes = [start_worker(env, data_root / f"w{n}", port) for n, port in enumerate(ports)]
     try:
         started = None
+        first = done = 0.0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            done = sum(applied(port) for port in ports)
+            done = sum(metric(port, "relationships_events_applied_total") for port in ports)
             if started is None and done > 0:
                 started, first = time.perf_counter(), done
-            if done >= expected:
+            if started is not None and done >= expected:
                 return (expected - first) / (time.perf_counter() - started)
             time.sleep(0.2)
         raise TimeoutError(f"only {done} of {expected} events applied")
     finally:
         for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def main() -> int:
@@ -154,7 +77,6 @@ def main() -> int:
     for workers in (int(w) for w in args.workers.split(",")):
         env = deployment(args.partitions)
         settings = settings_for(env)
-        create_topics(settings, args.partitions)
         produce(env, lines)
         bare = asyncio.run(bare_consumer(settings, len(lines)))
         with tempfile.TemporaryDirectory() as tmp:

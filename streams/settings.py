@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         50, ge=1, description="STREAMS_INGEST_BATCH_WITHIN_MS: longest wait to fill a batch."
     )
     tick_interval_ms: int = Field(
-        1000,
+        250,
         ge=10,
         description="STREAMS_TICK_INTERVAL_MS: how often each worker sends watermark heartbeats to every owner partition.",
     )

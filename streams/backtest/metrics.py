@@ -44,7 +44,11 @@ def volume(digest: AlertDigest, profile: DataProfile) -> dict[str, float | int]:
     zeros = cells - len(nonzero)
     p99 = 0 if rank <= zeros else nonzero[rank - zeros - 1]
     mean = len(digest.dormant) / (max(profile.users, 1) * profile.months)
-    return {"per_owner_month": round(mean, 4), "p99_per_owner_month": p99, "max_per_owner_month": max(nonzero, default=0)}
+    return {
+        "per_owner_month": round(mean, 4),
+        "p99_per_owner_month": p99,
+        "max_per_owner_month": max(nonzero, default=0),
+    }
 
 
 def history_metrics(digest: AlertDigest, profile: DataProfile, settings: Settings) -> dict[str, Any]:
@@ -61,6 +65,10 @@ def history_metrics(digest: AlertDigest, profile: DataProfile, settings: Setting
         "revived_share": round(revived / count, 4) if count else None,
         "threshold_days": distribution(thresholds),
         "typical_gap_days": distribution([alert.typical_gap_ms for alert in dormant]),
-        "at_min_silence_share": round(thresholds.count(settings.min_silence_ms) / count, 4) if count else None,
-        "at_max_silence_share": round(thresholds.count(settings.max_silence_ms) / count, 4) if count else None,
+        "at_min_silence_share": round(thresholds.count(settings.min_silence_ms) / count, 4)
+        if count
+        else None,
+        "at_max_silence_share": round(thresholds.count(settings.max_silence_ms) / count, 4)
+        if count
+        else None,
     }

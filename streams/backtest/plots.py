@@ -8,12 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from streams.backtest.evaluate import SettingResult  # noqa: E402
-from streams.backtest.runner import BacktestResult  # noqa: E402
-from streams.settings import DAY_MS  # noqa: E402
+from streams.backtest.evaluate import SettingResult
+from streams.backtest.runner import BacktestResult
+from streams.settings import DAY_MS
 
 __all__ = ["reference_result", "write_figures"]
 
@@ -33,7 +33,9 @@ def _axis_values(results: list[SettingResult]) -> tuple[list[float], list[float]
 
 def _thresholds(result: BacktestResult, title: str) -> Figure:
     ks, days = _axis_values(result.results)
-    fig, axes = plt.subplots(len(ks), len(days), figsize=(3 * len(days) + 1, 2.2 * len(ks) + 1), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(ks), len(days), figsize=(3 * len(days) + 1, 2.2 * len(ks) + 1), sharex=True, squeeze=False
+    )
     top = max((max(r.thresholds_ms, default=0) for r in result.results), default=0) / DAY_MS
     bins = [i * max(top, 1.0) / 40 for i in range(41)]
     for r in result.results:
@@ -59,8 +61,16 @@ def _gaps(result: BacktestResult, title: str) -> Figure:
     for i, k in enumerate(sorted({r.point.k for r in result.results})):
         floor = ref.point.min_silence_days / k
         ax.axvline(floor, linestyle="--", color="grey", linewidth=1)
-        ax.text(floor, top * (0.97 - 0.07 * i), f" {ref.point.min_silence_days:g} d / k={k:g}", fontsize=8, va="top")
-    ax.set_xlabel("typical gap (days, log scale); left of a dashed line the min-silence floor sets the threshold")
+        ax.text(
+            floor,
+            top * (0.97 - 0.07 * i),
+            f" {ref.point.min_silence_days:g} d / k={k:g}",
+            fontsize=8,
+            va="top",
+        )
+    ax.set_xlabel(
+        "typical gap (days, log scale); left of a dashed line the min-silence floor sets the threshold"
+    )
     ax.set_ylabel("dormant alerts")
     ax.set_title(f"{title}: typical_gap_ms of dormant alerts at {ref.point.label}")
     return fig
@@ -75,7 +85,10 @@ def _volume(result: BacktestResult, title: str) -> Figure:
         xs = [j + (i - (len(ks) - 1) / 2) * width for j in range(len(days))]
         left.bar(xs, [by_point[(k, d)]["per_owner_month"] for d in days], width, label=f"k={k:g}")
         right.bar(xs, [by_point[(k, d)]["revived_share"] or 0.0 for d in days], width, label=f"k={k:g}")
-    for ax, label in ((left, "dormant alerts per owner-month"), (right, "share of dormant alerts later revived")):
+    for ax, label in (
+        (left, "dormant alerts per owner-month"),
+        (right, "share of dormant alerts later revived"),
+    ):
         ax.set_xticks(range(len(days)), [f"min {d:g}d" for d in days])
         ax.set_ylabel(label)
         ax.legend()
@@ -84,7 +97,7 @@ def _volume(result: BacktestResult, title: str) -> Figure:
 
 
 def _precision_recall(result: BacktestResult, title: str) -> Figure:
-    ks, days = _axis_values(result.results)
+    ks, _days = _axis_values(result.results)
     fig, ax = plt.subplots(figsize=(7, 5))
     for k in ks:
         row = sorted((r for r in result.results if r.point.k == k), key=lambda r: r.point.min_silence_days)
@@ -92,7 +105,13 @@ def _precision_recall(result: BacktestResult, title: str) -> Figure:
         ys = [r.metrics["precision"] or 0.0 for r in row]
         ax.plot(xs, ys, marker="o", label=f"k={k:g}")
         for r, x, y in zip(row, xs, ys, strict=True):
-            ax.annotate(f"{r.point.min_silence_days:g}d", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                f"{r.point.min_silence_days:g}d",
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
     ax.set_xlabel("recall (planted detectable dormancies found)")
     ax.set_ylabel("precision (dormant alerts inside a planted silence)")
     ax.set_title(f"{title}: precision vs recall (labels: min silence)")

@@ -41,11 +41,11 @@ def load_truth(path: Path) -> list[PlantedDormancy]:
     for line in path.read_bytes().splitlines():
         if line.strip():
             row: dict[str, Any] = orjson.loads(line)
+            reciprocal, rhythm = bool(row.get("reciprocal", True)), int(row.get("rhythm_ms", 0))
             planted.append(
                 PlantedDormancy(
-                    row["owner"], row["contact"], row["silent_from"], row["silent_until"],
-                    bool(row.get("reciprocal", True)), int(row.get("rhythm_ms", 0)),
-                )  # fmt: skip
+                    row["owner"], row["contact"], row["silent_from"], row["silent_until"], reciprocal, rhythm
+                )
             )
     return planted
 

@@ -36,14 +36,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "backtest", help="measure alert volume and accuracy over a settings grid", conflict_handler="resolve"
     )
     parser.add_argument("file", type=Path, help="JSON-lines events (a file: it is replayed once per setting)")
-    parser.add_argument("--truth", type=Path, help="planted dormancies (`generate --truth`): adds precision/recall")
-    parser.add_argument("--out-dir", type=Path, default=Path("backtest-out"), help="figures and summaries [%(default)s]")
+    parser.add_argument(
+        "--truth", type=Path, help="planted dormancies (`generate --truth`): adds precision/recall"
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("backtest-out"), help="figures and summaries [%(default)s]"
+    )
     parser.add_argument("--title", help="figure title prefix [the file name]")
-    parser.add_argument("--json", action="store_true", help="print the JSON summary instead of the text table")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes, one setting each [%(default)s]")
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON summary instead of the text table"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes, one setting each [%(default)s]"
+    )
     add_setting_flags(parser, REPLAY_DEFAULTS)
     parser.add_argument(
-        "--k", dest="grid_k", type=_numbers, default=DEFAULT_K, help=f"grid of k values [{_joined(DEFAULT_K)}]"
+        "--k",
+        dest="grid_k",
+        type=_numbers,
+        default=DEFAULT_K,
+        help=f"grid of k values [{_joined(DEFAULT_K)}]",
     )
     parser.add_argument(
         "--min-silence-days",

@@ -35,17 +35,38 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--users", type=int, default=defaults.users, help="number of users [%(default)s]")
     parser.add_argument("--days", type=int, default=defaults.days, help="days of history [%(default)s]")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed [%(default)s]")
-    parser.add_argument("--start", type=_date_ms, default=defaults.start_ms, help="first day, UTC [2024-01-01]")
-    parser.add_argument("--live", action="store_true", help="start the timeline at the wall clock (live demos)")
-    parser.add_argument("--ties-per-user", type=float, default=defaults.ties_per_user, help="mean ties per user [%(default)s]")
-    parser.add_argument("--reciprocal", type=float, default=defaults.reciprocal, help="P(tie is reciprocal) [%(default)s]")
-    parser.add_argument("--fade", type=float, default=defaults.fade, help="P(a settled tie fades) [%(default)s]")
-    parser.add_argument("--revive", type=float, default=defaults.revive, help="P(a faded tie revives) [%(default)s]")
-    parser.add_argument("--noise", type=float, default=defaults.noise_per_user_day, help="one-off events per user-day [%(default)s]")
+    parser.add_argument(
+        "--start", type=_date_ms, default=defaults.start_ms, help="first day, UTC [2024-01-01]"
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="start the timeline at the wall clock (live demos)"
+    )
+    parser.add_argument(
+        "--ties-per-user", type=float, default=defaults.ties_per_user, help="mean ties per user [%(default)s]"
+    )
+    parser.add_argument(
+        "--reciprocal", type=float, default=defaults.reciprocal, help="P(tie is reciprocal) [%(default)s]"
+    )
+    parser.add_argument(
+        "--fade", type=float, default=defaults.fade, help="P(a settled tie fades) [%(default)s]"
+    )
+    parser.add_argument(
+        "--revive", type=float, default=defaults.revive, help="P(a faded tie revives) [%(default)s]"
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=defaults.noise_per_user_day,
+        help="one-off events per user-day [%(default)s]",
+    )
     parser.add_argument("--out", type=Path, help="events file (default: stdout)")
     parser.add_argument("--truth", type=Path, help="write the planted dormancies here (JSON lines)")
-    parser.add_argument("--to-kafka", action="store_true", help="send to the input topics (STREAMS_BROKER) instead")
-    parser.add_argument("--rate", type=float, default=0.0, help="events/s when sending to Kafka (0: as fast as possible)")
+    parser.add_argument(
+        "--to-kafka", action="store_true", help="send to the input topics (STREAMS_BROKER) instead"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="events/s when sending to Kafka (0: as fast as possible)"
+    )
     parser.set_defaults(run=run)
 
 

@@ -38,7 +38,9 @@ class Silence(NamedTuple):
     first_after: int | None
 
 
-def _session(rng: random.Random, config: GeneratorConfig, tie: Tie, ts: int, actor: int) -> list[tuple[int, int, int, int]]:
+def _session(
+    rng: random.Random, config: GeneratorConfig, tie: Tie, ts: int, actor: int
+) -> list[tuple[int, int, int, int]]:
     """One touch: an opener, then maybe a burst of 1-4 quick replies back and forth."""
     other = tie.b if actor == tie.a else tie.a
     weights = _OPENERS_MUTUAL if tie.reciprocal else _OPENERS_ONE_SIDED

@@ -48,7 +48,7 @@ def _encode(seed: int, number: int, event: RawEvent, ids: tuple[str, ...]) -> by
 def generate(config: GeneratorConfig) -> GeneratedStream:
     """The whole stream for `config`, deterministic in `config` (seeded `random.Random`)."""
     config.validate()
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed)  # noqa: S311 - simulation, not security: it must be seeded
     population = make_population(rng, config.users, config.activity_alpha)
     ties = plan_ties(rng, config, population)
     raw: list[RawEvent] = []

@@ -93,31 +93,32 @@ class Rekeyer:
             if max_ts is not None:
                 self.sent[source] = max_ts
 
-    def heartbeat(self, caught_up: dict[str, bool]) -> dict[str, Marker]:
-        """Markers for assigned input partitions: idle = caught up and silent for `idle_timeout`."""
+    def quiet(self, source: str) -> bool:
+        """No record from `source` for `idle_timeout` (the clock starts when it is first asked about)."""
         now = time.monotonic()
-        timeout = self.settings.idle_timeout_ms / 1000
-        markers: dict[str, Marker] = {}
-        for source, is_caught_up in caught_up.items():
-            last = self.last_record_at.setdefault(source, now)
-            markers[source] = (self.sent.get(source), is_caught_up and now - last >= timeout)
-        return markers
+        last = self.last_record_at.setdefault(source, now)
+        return now - last >= self.settings.idle_timeout_ms / 1000
+
+    def heartbeat(self, idle: dict[str, bool]) -> dict[str, Marker]:
+        """Markers for the assigned input partitions, each idle or not."""
+        return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
 
 
-async def _caught_up(app: faust.App, topics: set[str]) -> dict[str, bool]:
-    """For each assigned input partition: has the consumer fetched up to its end offset?"""
+async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> dict[str, bool]:
+    """Assigned input partitions -> idle: quiet for `idle_timeout` and fetched up to the end offset."""
     consumer = app.consumer
-    status: dict[str, bool] = {}
+    idle: dict[str, bool] = {}
     tp: TP
     for tp in consumer.assignment():
         if tp.topic not in topics:
             continue
-        position = await consumer.position(tp)
-        highwater = consumer.highwater(tp)
-        status[source_name(tp.topic, tp.partition)] = (
-            position is not None and highwater is not None and position >= highwater
-        )
-    return status
+        source = source_name(tp.topic, tp.partition)
+        idle[source] = False
+        if rekeyer.quiet(source):
+            position = await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+            idle[source] = position is not None and highwater is not None and position >= highwater
+    return idle
 
 
 def register_ingest(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> Rekeyer:
@@ -163,7 +164,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
-        caught_up = await _caught_up(app, input_topics)
-        await send_to_every_partition([], {}, rekeyer.heartbeat(caught_up))
+        idle = await _idle_sources(app, input_topics, rekeyer)
+        await send_to_every_partition([], {}, rekeyer.heartbeat(idle))
 
     return rekeyer

@@ -143,23 +143,24 @@ class Query:
     """At most this many contacts (1..`MAX_LIMIT`)."""
 
 
-def parse_query(owner: str, params: Mapping[str, str]) -> Query:
-    """Validate the owner id and the query string, or raise `BadQuery`.
+def parse_query(owner: str, pairs: Iterable[tuple[str, str]]) -> Query:
+    """Validate the owner id and the query string's `(name, value)` pairs, or raise `BadQuery`.
 
-    >>> parse_query("ann", {"status": "dormant", "limit": "5"})
+    >>> parse_query("ann", [("status", "dormant"), ("limit", "5")])
     Query(owner='ann', status='dormant', limit=5)
-    >>> parse_query("ann", {"limit": "0"})
+    >>> parse_query("ann", [("limit", "0")])
     Traceback (most recent call last):
     ...
     streams.service.state_query.BadQuery: limit must be an integer from 1 to 1000
     """
     if not 1 <= len(owner) <= MAX_ID_CHARS:
         raise BadQuery("invalid_owner", "owner", f"owner id must be 1 to {MAX_ID_CHARS} characters")
-    names = list(params.keys())  # a multi-dict (aiohttp's query) repeats a repeated name
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise BadQuery("repeated_parameter", repeated[0], f"query parameter {repeated[0]!r} given twice")
-    unknown = sorted(set(names) - PARAMETERS)
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise BadQuery("repeated_parameter", name, f"query parameter {name!r} given more than once")
+        params[name] = value
+    unknown = sorted(set(params) - PARAMETERS)
     if unknown:
         raise BadQuery(
             "unknown_parameter", unknown[0], f"unknown query parameter {unknown[0]!r} (known: limit, status)"

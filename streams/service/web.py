@@ -113,7 +113,7 @@ def register_web(service: Service) -> None:
     class RelationshipsView(View):
         async def get(self, request: Request, owner: str) -> Response:
             try:
-                query = parse_query(owner, request.query)
+                query = parse_query(owner, request.query.items())
             except BadQuery as exc:
                 return _json(self, exc.body(), 400)
             if app.rebalancing or not tables_recovered(app):
