@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA := ../shared/data/CollegeMsg.txt
 PYTEST_ARGS ?=
 
-.PHONY: help install run worker topics test test-unit test-broker lint format kafka kafka-stop kafka-reset bench bench-replay check-rules clean
+.PHONY: help install run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -56,9 +56,21 @@ format: install ## apply ruff formatting and safe fixes
 	$(PY) -m ruff format streams tests bench
 
 bench-replay: install ## replay events/s vs a bare orjson parse loop, on >= 500k events
-	$(PY) bench/bench_replay.py --data $(DATA)
+	$(PY) -m bench.bench_replay --data $(DATA)
 
-bench: bench-replay ## every benchmark (prints figures and ratios against same-run baselines)
+bench-rows: install ## bytes per row, serialised and in memory
+	$(PY) -m bench.bench_row_size --data $(DATA)
+
+bench-service: install kafka ## one and two workers end to end vs a bare aiokafka consumer
+	$(PY) -m bench.bench_service --data $(DATA)
+
+bench-latency: install kafka ## alert latency in live (hybrid) mode, p50/p99
+	$(PY) -m bench.bench_latency
+
+bench-recovery: install kafka ## recovery after SIGKILL with 1M rows (local RocksDB kept, and lost)
+	$(PY) -m bench.bench_recovery --rows 1000000
+
+bench: bench-replay bench-rows bench-service bench-latency bench-recovery ## every benchmark (figures and ratios against same-run baselines)
 
 check-rules: ## promtool: check Prometheus config and unit-test the alert rules
 	promtool check config deploy/prometheus/prometheus.yml
