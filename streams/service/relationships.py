@@ -10,13 +10,15 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP, EventT, TableT
+from kafka import KafkaConsumer
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
+from streams.kafka_admin import client_options
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
-from streams.service.records import decode_owner_record
+from streams.service.records import decode_owner_record, source_name
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
 from streams.settings import Settings
@@ -58,15 +60,27 @@ class OwnerPartitions:
         self.metrics = metrics
         self.live: dict[int, OwnerPartition[EventT[Any]]] = {}
         self.checkpointed_at: dict[int, float] = {}
+        self._partition_counts: dict[str, int] = {}
         self._lag_series: set[str] = set()
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
         found: list[str] = []
         for topic in self.settings.input_topics():
-            count = self.app.consumer.topic_partitions(topic)
-            found += [f"{topic}:{p}" for p in range(count or 0)]
+            count = self.app.consumer.topic_partitions(topic) or self._partitions_from_broker(topic)
+            found += [source_name(topic, p) for p in range(count)]
         return found
+
+    def _partitions_from_broker(self, topic: str) -> int:
+        """Ask the broker (kafka-python) when the consumer's metadata does not know `topic` yet."""
+        if topic not in self._partition_counts:
+            client = KafkaConsumer(**client_options(self.settings))
+            try:
+                self._partition_counts[topic] = len(client.partitions_for_topic(topic) or ())
+            finally:
+                client.close()
+            log.warning("partitions of %s from the broker: %d", topic, self._partition_counts[topic])
+        return self._partition_counts[topic]
 
     def get(self, partition: int) -> OwnerPartition[EventT[Any]]:
         """The partition's state, loading its rows from the local store on first use."""
