@@ -61,6 +61,7 @@ def history_metrics(digest: AlertDigest, profile: DataProfile, settings: Setting
         "dormant_alerts": count,
         "revived_alerts": len(digest.revived),
         "rows_alerted": len({(alert.owner, alert.contact) for alert in dormant}),
+        "owners_alerted": len({alert.owner for alert in dormant}),
         **volume(digest, profile),
         "revived_share": round(revived / count, 4) if count else None,
         "threshold_days": distribution(thresholds),

@@ -1,0 +1,102 @@
+"""`python -m streams backtest`: figures, text and JSON summaries, with and without truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.__main__ import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GRID = ["--k", "2,3", "--min-silence-days", "14,21"]
+FIGURES = {"thresholds.png", "typical_gaps.png", "alerts_per_owner_month.png"}
+
+
+def _summary(out_dir: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = orjson.loads((out_dir / "summary.json").read_bytes())
+    return loaded
+
+
+def test_with_truth_writes_figures_and_scores(
+    history: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """All four PNGs, summary.txt and summary.json; --json prints the same JSON with precision/recall."""
+    events, truth = history
+    out_dir = tmp_path / "out"
+    assert (
+        main(["backtest", str(events), "--truth", str(truth), "--out-dir", str(out_dir), "--json", *GRID])
+        == 0
+    )
+    for name in [*FIGURES, "precision_recall.png"]:
+        data = (out_dir / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) < 300_000, name
+    printed = orjson.loads(capsysbinary.readouterr().out)
+    assert printed == _summary(out_dir)
+    assert printed["has_truth"] is True
+    assert printed["data"]["users"] == 80
+    settings = printed["settings"]
+    assert [s["label"] for s in settings] == ["k=2 min=14d", "k=2 min=21d", "k=3 min=14d", "k=3 min=21d"]
+    for entry in settings:
+        assert {
+            "dormant_alerts",
+            "per_owner_month",
+            "revived_share",
+            "threshold_days",
+            "typical_gap_days",
+        } <= set(entry)
+        assert 0.0 <= entry["precision"] <= 1.0
+        assert 0.0 <= entry["recall"] <= 1.0
+        assert entry["threshold_days"]["p10"] >= entry["min_silence_days"]
+    assert settings[0]["dormant_alerts"] >= settings[1]["dormant_alerts"]
+    assert b"precision" in (out_dir / "summary.txt").read_bytes()
+
+
+def test_without_truth_text_summary(
+    history: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """No truth: three PNGs, no precision figure or columns, a text table on stdout."""
+    events, _ = history
+    out_dir = tmp_path / "out"
+    assert (
+        main(["backtest", str(events), "--out-dir", str(out_dir), "--k", "3", "--min-silence-days", "14"])
+        == 0
+    )
+    assert {p.name for p in out_dir.glob("*.png")} == FIGURES
+    text = capsysbinary.readouterr().out.decode()
+    assert text == (out_dir / "summary.txt").read_text()
+    assert "k=3 min=14d" in text
+    assert "precision" not in text
+    summary = _summary(out_dir)
+    assert summary["has_truth"] is False
+    assert "precision" not in summary["settings"][0]
+
+
+def test_jobs_do_not_change_results(history: tuple[Path, Path], tmp_path: Path) -> None:
+    """Worker processes give the same measures as one process (replay seconds aside)."""
+    events, truth = history
+    results = []
+    for jobs in ("1", "2"):
+        out_dir = tmp_path / f"jobs{jobs}"
+        assert (
+            main(
+                [
+                    "backtest",
+                    str(events),
+                    "--truth",
+                    str(truth),
+                    "--out-dir",
+                    str(out_dir),
+                    "--jobs",
+                    jobs,
+                    *GRID,
+                ]
+            )
+            == 0
+        )
+        settings = _summary(out_dir)["settings"]
+        results.append([{k: v for k, v in s.items() if k != "replay_seconds"} for s in settings])
+    assert results[0] == results[1]
