@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import faust
 from faust.tables.manager import TableManager
 
 from streams.service.consumer_lag import ConsumerLagMonitor, Stall
 
-__all__ = ["Readiness", "assess", "check_readiness", "tables_recovered"]
+__all__ = ["Readiness", "Recovery", "assess", "check_readiness", "recovery_state", "tables_recovered"]
+
+Recovery = Literal["starting", "recovering", "done"]
 
 
 class Readiness(NamedTuple):
     """The verdict and why; `body()` is the `/readyz` JSON.
 
-    >>> assess(rebalancing=False, recovered=True, loading=[], stalled=[]).body()
+    >>> assess(rebalancing=False, recovery="done", loading=[], stalled=[]).body()
     {'ready': True, 'reasons': []}
     """
 
@@ -38,13 +40,15 @@ class Readiness(NamedTuple):
         return body
 
 
-def assess(rebalancing: bool, recovered: bool, loading: Sequence[int], stalled: Sequence[Stall]) -> Readiness:
+def assess(
+    rebalancing: bool, recovery: Recovery, loading: Sequence[int], stalled: Sequence[Stall]
+) -> Readiness:
     """Ready = not rebalancing, tables recovered, every assigned owner partition loaded, nothing stalled."""
     reasons = []
     if rebalancing:
         reasons.append("rebalancing")
-    if not recovered:
-        reasons.append("recovering")
+    if recovery != "done":
+        reasons.append(recovery)
     if loading:
         reasons.append("loading")
     if stalled:
@@ -52,18 +56,26 @@ def assess(rebalancing: bool, recovered: bool, loading: Sequence[int], stalled: 
     return Readiness(not reasons, reasons, sorted(loading), list(stalled))
 
 
+def recovery_state(app: faust.App) -> Recovery:
+    """`starting` before the first assignment's recovery, `recovering` while tables catch up, else `done`."""
+    recovery = cast(TableManager, app.tables).recovery
+    if not recovery.completed.is_set():
+        return "starting"
+    return "recovering" if recovery.in_recovery else "done"
+
+
 def tables_recovered(app: faust.App) -> bool:
     """The tables' changelogs have been read since the last assignment (faust's recovery is done)."""
-    recovery = cast(TableManager, app.tables).recovery
-    return recovery.completed.is_set() and not recovery.in_recovery
+    return recovery_state(app) == "done"
 
 
 def check_readiness(
     app: faust.App, owner_topic: str, live: Iterable[int], monitor: ConsumerLagMonitor
 ) -> Readiness:
     """Assess this worker now; `live` are the owner partitions whose rows are in memory."""
-    recovered = tables_recovered(app)
-    loaded = set(live)
-    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == owner_topic}
-    loading = sorted(assigned - loaded) if recovered else []
-    return assess(bool(app.rebalancing), recovered, loading, monitor.tracker.stalled())
+    recovery = recovery_state(app)
+    loading: list[int] = []
+    if recovery == "done":  # the assignment is only known (and the consumer started) once recovery has run
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == owner_topic}
+        loading = sorted(assigned - set(live))
+    return assess(bool(app.rebalancing), recovery, loading, monitor.tracker.stalled())

@@ -170,6 +170,7 @@ class OwnerPartitions:
         """Refresh gauges over the live partitions (counters the engines keep: no row scan)."""
         rows = dormant = established = held = timers = 0
         now = time.time()
+        gauged: set[str] = set()
         for part in self.live.values():
             engine = part.engine
             rows += len(engine.rows)
@@ -178,10 +179,15 @@ class OwnerPartitions:
             held += len(engine.held)
             timers += len(engine.timers)
             label = str(part.partition)
+            gauged.add(label)
             if engine.watermark != NO_WATERMARK:
                 self.metrics.watermark_lag.labels(partition=label).set(now - engine.watermark / 1000)
             if engine.max_ts != NO_WATERMARK:
                 self.metrics.event_time_lag.labels(partition=label).set(now - engine.max_ts / 1000)
+        for label in self._lag_series - gauged:  # partitions no longer served here
+            self.metrics.watermark_lag.remove(label)
+            self.metrics.event_time_lag.remove(label)
+        self._lag_series = gauged
         self.metrics.rows.labels(status="active").set(rows - dormant)
         self.metrics.rows.labels(status="dormant").set(dormant)
         self.metrics.rows.labels(status="established").set(established)

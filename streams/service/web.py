@@ -130,7 +130,7 @@ def register_web(service: Service) -> None:
                     "this worker does not own the owner's partition (assignment moving)",
                 )
             url = partition_url(app, owner_topic, partition)
-            if url is None:
+            if url is None or url == self_url():  # ours in the last assignment, not (or no longer) assigned
                 return _error(self, 503, "partition_unassigned", "no worker owns the owner's partition yet")
             if URL(url).host in UNROUTABLE_HOSTS:
                 return _error(

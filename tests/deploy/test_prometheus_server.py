@@ -1,77 +1,57 @@
-"""A real Prometheus scrapes the service's metrics and answers every dashboard query and rule expression."""
+"""A real Prometheus scrapes a real worker fed with data and answers every dashboard query and rule expression."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import yaml
 
-from streams.service.metrics import Metrics
-from tests.deploy.support import dashboard_targets, rule_exprs
+from streams.datasets.collegemsg import collegemsg_events
+from tests.deploy.support import (
+    PROMETHEUS,
+    RULE_FILES,
+    dashboard_targets,
+    load_yaml,
+    metric_names,
+    rule_exprs,
+)
+from tests.service.conftest import BROKER, TopicSet, Worker, _broker_answers, produce_lines
 
-pytestmark = pytest.mark.prometheus
+pytestmark = [pytest.mark.broker, pytest.mark.prometheus]
 
-SCRAPES_NEEDED = 4
+COLLEGEMSG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "CollegeMsg.txt"
+EVENTS = 3000
 START_TIMEOUT_S = 30.0
+DATA_TIMEOUT_S = 90.0
+GARBAGE = [
+    b"not json {",
+    b"[1, 2, 3]",
+    b'{"id": "g1", "type": "poke", "actor_id": "a", "target_id": "b", "ts": 1}',
+]
 
 
-def _exercise(metrics: Metrics, step: int) -> None:
-    """Move every metric, with every label the dashboard groups by, as a busy worker would."""
-    metrics.consumed.labels(topic="interactions.mentions", type="mention").inc(100)
-    metrics.consumed.labels(topic="interactions.mentions", type="invalid").inc()
-    metrics.invalid.labels(reason="not_json").inc()
-    metrics.dead_letters.inc()
-    metrics.self_interactions.inc()
-    metrics.duplicates.inc()
-    metrics.late.inc()
-    metrics.redelivered.inc()
-    metrics.applied.inc(98)
-    metrics.alerts.labels(kind="dormant").inc()
-    metrics.rows.labels(status="active").set(1000 + step)
-    metrics.rows.labels(status="dormant").set(10)
-    metrics.timers.set(500)
-    metrics.held.set(3)
-    metrics.watermark_lag.labels(partition="0").set(60 + step)
-    metrics.event_time_lag.labels(partition="0").set(1 + step)
-    metrics.processing.labels(stage="ingest").observe(0.002)
-    metrics.processing.labels(stage="relationships").observe(0.02)
-    metrics.consumer_lag.labels(topic="interactions.mentions", partition="0").set(10 * step)
-    metrics.rebalances.inc()
-    metrics.recovered_rows.inc(10)
-    metrics.recovering.set(step % 2)
-
-
-class _Exporter(http.server.BaseHTTPRequestHandler):
-    registry: CollectorRegistry
-    metrics: Metrics
-    scrapes = 0
-
-    def do_GET(self) -> None:
-        cls = type(self)
-        cls.scrapes += 1
-        _exercise(cls.metrics, cls.scrapes)
-        body = generate_latest(cls.registry)
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+def fed_lines() -> list[bytes]:
+    """CollegeMsg events with a duplicate, a self-interaction and garbage, so every counter moves."""
+    lines: list[bytes] = []
+    for number, event in enumerate(collegemsg_events(COLLEGEMSG), start=1):
+        lines.append(orjson.dumps(event))
+        if number == 100:
+            lines.append(lines[-1])  # an exact duplicate, right behind its original
+            lines.append(orjson.dumps({**event, "id": "self-100", "target_id": event["actor_id"]}))
+        if number == EVENTS:
+            break
+    return lines + GARBAGE
 
 
 def _free_port() -> int:
@@ -83,77 +63,11 @@ def _free_port() -> int:
 
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+        return orjson.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def exporter() -> Iterator[tuple[int, type[_Exporter]]]:
-    registry = CollectorRegistry()
-    handler = type(
-        "Exporter", (_Exporter,), {"registry": registry, "metrics": Metrics(registry), "scrapes": 0}
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def prometheus(
-    exporter: tuple[int, type[_Exporter]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A Prometheus scraping the exporter every second as job `relationships`; yields its base URL."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is not on PATH: install Debian's `prometheus` package"
-    exporter_port, handler = exporter
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: relationships\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
-        encoding="utf-8",
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (workdir / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while handler.scrapes < SCRAPES_NEEDED:
-            assert process.poll() is None, (workdir / "prometheus.log").read_text(errors="replace")
-            assert time.monotonic() < deadline, f"only {handler.scrapes} scrapes in {START_TIMEOUT_S}s"
-            time.sleep(0.2)
-        # The last scrape must be stored before the queries run.
-        while _query(base, "count(relationships_rows)") == []:
-            assert time.monotonic() < deadline, "scraped samples never became queryable"
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
-
-
-def _query(base: str, expr: str) -> list[Any]:
+def query(base: str, expr: str) -> list[Any]:
+    """Evaluate `expr` now; a parse or evaluation error fails with Prometheus' message."""
     url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     try:
         answer = _get(url)
@@ -164,17 +78,139 @@ def _query(base: str, expr: str) -> list[Any]:
     return result
 
 
-@pytest.mark.parametrize(("title", "expr"), dashboard_targets(), ids=lambda v: str(v)[:60])
-def test_dashboard_query_returns_data(prometheus: str, title: str, expr: str) -> None:
-    result = _query(prometheus, expr)
-    assert result, f"panel {title!r}: no data for {expr}"
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
 
 
-@pytest.mark.parametrize(("name", "expr"), rule_exprs(), ids=lambda v: str(v)[:60])
-def test_rule_expression_evaluates(prometheus: str, name: str, expr: str) -> None:
-    _query(prometheus, expr)
+def prometheus_config(target: str) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml, scraping `target` every second and evaluating its rules every second."""
+    config: dict[str, Any] = load_yaml(PROMETHEUS / "prometheus.yml")
+    config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(path) for path in RULE_FILES]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "relationships"
+    job["static_configs"] = [{"targets": [target]}]
+    return config
 
 
-def test_a_misspelt_metric_returns_no_data(prometheus: str) -> None:
-    """The data check above can fail: a name the worker does not expose has no series."""
-    assert _query(prometheus, "sum(rate(relationships_events_consumed[1m]))") == []
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start a Prometheus scraping a target (`host:port`); returns its base URL. Stopped at teardown."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not on PATH: install Debian's `prometheus` package"
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(target: str) -> str:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump(prometheus_config(target)), encoding="utf-8")
+        port = _free_port()
+        log = tmp_path / "prometheus.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                return bool(query(base, 'up{job="relationships"} == 1'))
+            except (urllib.error.URLError, ConnectionError):
+                return False
+
+        wait_until("Prometheus to scrape the worker", up, START_TIMEOUT_S)
+        return base
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def missing_data(base: str) -> list[str]:
+    """Dashboard queries and recording rules without a result, and metrics of alert rules without series.
+
+    An alert expression is empty while all is well, so for those each
+    `relationships_*` metric it reads must have series instead.
+    """
+    missing = [f"panel {title!r}: {expr}" for title, expr in dashboard_targets() if not query(base, expr)]
+    for path in RULE_FILES:
+        for group in load_yaml(path)["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule:
+                    if not query(base, rule["expr"]):
+                        missing.append(f"record {rule['record']}: {rule['expr']}")
+                    continue
+                query(base, rule["expr"])  # must parse and evaluate
+                missing += [
+                    f"alert {rule['alert']}: no series of {name}"
+                    for name in sorted(metric_names(rule["expr"]))
+                    if not query(base, f"count({name})")
+                ]
+    return missing
+
+
+def test_every_panel_and_rule_has_data_from_a_fed_worker(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prometheus: Callable[[str], str],
+) -> None:
+    assert _broker_answers(), f"no Kafka broker at {BROKER}: run `make kafka` (make test does)"
+    topic_set = topic_factory(2)
+    worker = worker_factory(topic_set)
+    base = prometheus(f"127.0.0.1:{worker.web_port}")
+    produce_lines(topic_set, fed_lines())
+
+    # Every expression parses and evaluates now (before the data settles).
+    for _name, expr in rule_exprs():
+        query(base, expr)
+    # Every query has data once the events went through and two scrapes cover each rate window.
+    missing: list[str] = []
+
+    def settled() -> bool:
+        nonlocal missing
+        missing = missing_data(base)
+        return not missing
+
+    try:
+        wait_until("every panel and rule to have data", settled, DATA_TIMEOUT_S)
+    except AssertionError:
+        raise AssertionError("no data for:\n" + "\n".join(missing)) from None
+    every_line = EVENTS + 2 + len(GARBAGE)
+    wait_until(
+        f"Prometheus to see all {every_line} lines consumed, the garbage as invalid",
+        lambda: (
+            bool(query(base, f"sum(relationships_events_consumed_total) == {every_line}"))
+            and bool(query(base, f"sum(relationships_invalid_events_total) == {len(GARBAGE)}"))
+        ),
+        DATA_TIMEOUT_S,
+    )
+
+    # Prometheus itself loaded and evaluated every rule without error.
+    rules = _get(f"{base}/api/v1/rules")["data"]["groups"]
+    unhealthy = [
+        (rule["name"], rule.get("lastError"))
+        for group in rules
+        for rule in group["rules"]
+        if rule["health"] != "ok"
+    ]
+    assert not unhealthy, unhealthy
+    assert sum(len(group["rules"]) for group in rules) == len(rule_exprs())
+
+    # The data check above can fail: a name the worker does not expose has no series.
+    assert query(base, "sum(rate(relationships_events_consumed[1m]))") == []
