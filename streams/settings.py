@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     web_host: str = Field(
         "127.0.0.1", description="STREAMS_WEB_HOST: bind address of the web port (metrics, health, queries)."
     )
+    web_advertised_host: str | None = Field(
+        None,
+        description="STREAMS_WEB_ADVERTISED_HOST: host other workers reach this one at (state-query routing); default: web_host.",
+    )
     web_port: int = Field(6066, ge=1, le=65535, description="STREAMS_WEB_PORT: web port (6066).")
     partitions: int = Field(
         6,

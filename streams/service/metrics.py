@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from streams import __version__
+from streams.engine.events import INTERACTION_TYPES, Reason
 
 __all__ = ["Metrics"]
 
@@ -108,3 +111,17 @@ class Metrics:
         self.recovering = Gauge(
             f"{PREFIX}_recovering_partitions", "Owner partitions whose rows are being loaded.", registry=r
         )
+
+    def initialise_label_sets(self, input_topics: Iterable[str]) -> None:
+        """Expose every label set known in advance at zero, so rates and dashboards have series from the start."""
+        for topic in input_topics:
+            for kind in (*INTERACTION_TYPES, "invalid"):
+                self.consumed.labels(topic=topic, type=kind)
+        for reason in Reason:
+            self.invalid.labels(reason=reason.value)
+        for kind in ("dormant", "revived"):
+            self.alerts.labels(kind=kind)
+        for status in ("active", "dormant", "established"):
+            self.rows.labels(status=status)
+        for stage in ("ingest", "relationships"):
+            self.processing.labels(stage=stage)

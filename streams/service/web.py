@@ -16,12 +16,9 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from streams.engine.events import INTERACTION_TYPES, Reason
-from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
 from streams.service.readiness import check_readiness, tables_recovered
 from streams.service.state_query import BadQuery, Query, as_of_ms, parse_query, relationships_body
-from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.service.worker import Service
@@ -30,7 +27,6 @@ __all__ = [
     "FORWARDED_HEADER",
     "PROXY_TIMEOUT_S",
     "SERVED_BY_HEADER",
-    "initialise_label_sets",
     "partition_url",
     "register_web",
 ]
@@ -44,21 +40,6 @@ FORWARDED_HEADER = "X-Relationships-Forwarded-By"
 PROXY_TIMEOUT_S = 10.0
 UNROUTABLE_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104  (compared with, never bound)
 JSON = "application/json"
-
-
-def initialise_label_sets(metrics: Metrics, settings: Settings) -> None:
-    """Expose every label set known in advance at zero, so rates and dashboards have series from the start."""
-    for topic in settings.input_topics():
-        for kind in (*INTERACTION_TYPES, "invalid"):
-            metrics.consumed.labels(topic=topic, type=kind)
-    for reason in Reason:
-        metrics.invalid.labels(reason=reason.value)
-    for kind in ("dormant", "revived"):
-        metrics.alerts.labels(kind=kind)
-    for status in ("active", "dormant", "established"):
-        metrics.rows.labels(status=status)
-    for stage in ("ingest", "relationships"):
-        metrics.processing.labels(stage=stage)
 
 
 def partition_url(app: faust.App, topic: str, partition: int) -> str | None:
@@ -87,7 +68,7 @@ def register_web(service: Service) -> None:
     app = service.app
     settings = service.settings
     owner_topic = service.topology.owner_updates.get_topic_name()
-    initialise_label_sets(service.metrics, settings)
+    service.metrics.initialise_label_sets(settings.input_topics())
 
     def self_url() -> str:
         return str(app.conf.canonical_url)
