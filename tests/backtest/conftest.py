@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from streams.generate import GeneratorConfig, generate
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_streams_environment() -> Iterator[None]:
-    """Settings read `STREAMS_*`: keep the caller's environment out of these tests."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("STREAMS_")]:
-            patch.delenv(name)
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -19,15 +18,6 @@ from tests.engine.support import (
     make_settings,
     run_replay,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_streams_environment() -> Iterator[None]:
-    """Settings read `STREAMS_*`: keep the caller's environment out of the engine tests."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("STREAMS_")]:
-            patch.delenv(name)
-        yield
 
 
 @pytest.fixture
