@@ -48,7 +48,9 @@ class RelationshipEngine:
     One instance owns a set of rows (all of them in replay, one owner partition
     in the service). `rows` may be any mapping; `on_row_changed` is called after
     every mutation so a caller can persist the row, `on_applied` with each
-    update's tag once it has been applied (or ignored as a duplicate).
+    update's tag once it has been applied (or ignored as a duplicate). With
+    `protect_unwritten`, a row keeps every id applied since the caller last
+    reset its `unwritten` count (when it wrote the row).
 
     >>> from streams.engine.events import Interaction, row_updates
     >>> engine = RelationshipEngine(Settings(min_touches=1, require_mutual=False))
@@ -66,8 +68,13 @@ class RelationshipEngine:
         rows: MutableMapping[RowKey, Row] | None = None,
         on_row_changed: RowChanged | None = None,
         on_applied: UpdateApplied | None = None,
+        protect_unwritten: bool = False,
     ) -> None:
         self.rules = Rules(settings)
+        # The service persists rows at checkpoints: ids applied since a row was last
+        # written are never forgotten, so a restart after a checkpoint cut short can
+        # tell every re-delivered update the row already holds (see Row.unwritten).
+        self._protect_unwritten = protect_unwritten
         self.rows: MutableMapping[RowKey, Row] = {} if rows is None else rows
         self.timers = DeadlineIndex()
         self.held: list[RowUpdate] = []
@@ -195,10 +202,13 @@ class RelationshipEngine:
         recent = row.recent
         recent.pop(event_id, None)
         recent[event_id] = [ts, pos]
-        if len(recent) <= REMEMBER_AT_LEAST:
+        if self._protect_unwritten:
+            row.unwritten += 1
+        keep = max(REMEMBER_AT_LEAST, row.unwritten)
+        if len(recent) <= keep:
             return
         horizon = row.last_at - self.rules.dedup_window
-        while len(recent) > REMEMBER_AT_LEAST:
+        while len(recent) > keep:
             oldest = next(iter(recent))
             if recent[oldest][0] > horizon:
                 break

@@ -37,6 +37,7 @@ class Row:
         "strength",
         "touch_at",
         "touches",
+        "unwritten",
     )
 
     def __init__(
@@ -79,6 +80,8 @@ class Row:
         """Threshold derived from `gaps` (not serialised; reset when `gaps` change)."""
         self.known_established = False
         """The engine has seen this row established (not serialised; re-derived on load)."""
+        self.unwritten = 0
+        """Ids applied since the row was last persisted, none of which it forgets (not serialised)."""
 
     @classmethod
     def first(cls, ts: int) -> Row:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
+from typing import Any
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
@@ -31,9 +33,46 @@ def _credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
     )
 
 
+def _commit_every_transaction() -> None:
+    """faust-streaming 0.15.3, exactly_once: each commit ends every open transaction, not only those with new offsets.
+
+    Faust keeps one transaction per (partition group, partition number) and
+    ends it only when offsets of a source partition with that number move.
+    Records sent to an owner partition become readable (read_committed) only
+    then, and the relationship agent acks only when it reads records: once the
+    input stops, an owner partition can wait forever for its last markers.
+    """
+    from faust.transport.consumer import Consumer  # noqa: PLC0415
+
+    if getattr(Consumer._commit_tps, "_ends_every_transaction", False):
+        return
+    commit_tps = Consumer._commit_tps
+
+    async def ending_every_transaction(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+        offsets = self._filter_committable_offsets(tps)
+        committed = await commit_tps(self, tps, start_new_transaction)
+        if self.in_transaction:
+            producer, prefix = self.transactions.producer, self.app.conf.id
+            ended = {
+                f"{prefix}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}" for tp in offsets
+            }
+            for transactional_id, transaction in list(producer._transaction_producers.items()):
+                if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
+                    async with producer._trn_locks[transactional_id]:
+                        await transaction.commit_transaction()
+                        if start_new_transaction:
+                            await transaction.begin_transaction()
+        return bool(committed)
+
+    ending_every_transaction._ends_every_transaction = True  # type: ignore[attr-defined]
+    Consumer._commit_tps = ending_every_transaction  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
-    return faust.App(
+    if settings.processing_guarantee == "exactly_once":
+        _commit_every_transaction()
+    app = faust.App(
         settings.app_id,
         broker=settings.broker,
         broker_credentials=_credentials(settings),
@@ -61,3 +100,11 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         autodiscover=False,
     )
+    if settings.processing_guarantee == "exactly_once":
+        # Under transactions faust 0.15.3 never records the committed changelog offset
+        # (`persist_offset_on_commit` is keyed by changelog partition, `TableManager.on_commit`
+        # looks it up by source partition), and local RocksDB keeps the writes of aborted
+        # transactions (a SIGKILL). Recover from the committed changelog alone, as Kafka
+        # Streams does after an unclean shutdown under exactly-once (docs/guarantees.md).
+        shutil.rmtree(app.conf.tabledir, ignore_errors=True)
+    return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import NamedTuple
 
 import orjson
@@ -12,6 +13,11 @@ from streams.engine.events import InvalidEvent
 __all__ = ["DeadLetter", "dead_letter"]
 
 SCHEMA_VERSION = 1
+# The envelope (base64: 4/3 of the bytes) must stay under the producer's 1 MB request size:
+# larger originals keep their first KEPT_BYTES, their size and SHA-256 (the source position
+# still points at the whole record).
+KEPT_BYTES = 64 * 1024
+MAX_KEPT_WHOLE = 512 * 1024
 
 
 class DeadLetter(NamedTuple):
@@ -34,8 +40,9 @@ def dead_letter(
         "field": error.field,
         "detail": error.detail,
         "source": {"topic": topic, "partition": partition, "offset": offset},
-        "key_b64": None if key is None else base64.b64encode(key).decode(),
-        "value_b64": base64.b64encode(raw).decode(),
+        "key_b64": None if key is None else base64.b64encode(key[:KEPT_BYTES]).decode(),
+        "value_b64": base64.b64encode(raw if len(raw) <= MAX_KEPT_WHOLE else raw[:KEPT_BYTES]).decode(),
+        "value_size": len(raw),
         "error_at": now_ms,
         "schema_version": SCHEMA_VERSION,
     }
@@ -45,4 +52,9 @@ def dead_letter(
         ("streams.source.partition", str(partition).encode()),
         ("streams.source.offset", str(offset).encode()),
     ]
-    return DeadLetter(key, orjson.dumps(envelope), headers)
+    if len(raw) > MAX_KEPT_WHOLE:
+        envelope["value_truncated"] = True
+        envelope["value_sha256"] = hashlib.sha256(raw).hexdigest()
+    return DeadLetter(
+        key if key is None or len(key) <= KEPT_BYTES else key[:KEPT_BYTES], orjson.dumps(envelope), headers
+    )

@@ -52,7 +52,7 @@ class Rekeyer:
             index = touched.setdefault(source, len(touched))
             self.last_record_at[source] = now
             try:
-                interaction = decode_event(event.value, max_bytes)
+                interaction = decode_event(event.value or b"", max_bytes)
             except InvalidEvent as exc:
                 dead.append((event, exc))
                 consumed(message.topic, "invalid").inc()
@@ -136,7 +136,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     @app.agent(topology.interactions, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.ingest_batch_size, within=within):  # type: ignore[attr-defined]
+        # noack_take: the batch is acked below, after its updates are queued; a batch cut
+        # short (SIGTERM, a crash) is not acked, so it is read again.
+        batches = stream.noack_take(settings.ingest_batch_size, within=within)  # type: ignore[attr-defined]
+        async for events in batches:
             started = time.perf_counter()
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
             by_partition, touched = rekeyer.split(events, dead)
@@ -144,7 +147,13 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             for event, error in dead:
                 message = event.message
                 letter = dead_letter(
-                    error, message.topic, message.partition, message.offset, event.key, event.value, now_ms
+                    error,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    event.key,
+                    event.value or b"",
+                    now_ms,
                 )
                 await topology.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
                 metrics.invalid.labels(reason=error.reason.value).inc()
@@ -160,6 +169,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             if by_partition:
                 await send_to_every_partition(touched, by_partition, markers)
             rekeyer.mark_sent(markers)
+            for event in events:
+                await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     @app.timer(interval=settings.tick_interval_ms / 1000)

@@ -89,7 +89,7 @@ class OwnerPartition(Generic[Handle]):
         self.skipped = 0
         """Updates skipped because they were applied before a restart or re-sent by the input."""
         self.engine = RelationshipEngine(
-            settings, rows, on_row_changed=self._changed, on_applied=self._applied
+            settings, rows, on_row_changed=self._changed, on_applied=self._applied, protect_unwritten=True
         )
         # The tracker starts afresh: re-delivered markers rebuild it.
         self.tracker = WatermarkTracker(sources, settings.allowed_lateness_ms, settings.clock == "hybrid")
@@ -153,6 +153,8 @@ class OwnerPartition(Generic[Handle]):
         """Changed rows, where to resume, and the records that become safe to ack once both are written."""
         rows = self.engine.rows
         changed = [(key, rows[key]) for key in self._dirty]
+        for _, row in changed:
+            row.unwritten = 0
         self._dirty = set()
         acks, self._ready = self._ready, []
         engine = self.engine
