@@ -81,6 +81,8 @@ class OwnerPartition(Generic[Handle]):
         resume: Resume | None = None,
     ) -> None:
         self.partition = partition
+        self.revoked = False
+        """Set when a rebalance took the partition away: nothing more may be written for it."""
         self._pending: dict[int, tuple[Handle, list[int]]] = {}
         self._ready: list[Handle] = []
         self._dirty: set[RowKey] = set()

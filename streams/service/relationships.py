@@ -128,9 +128,15 @@ class OwnerPartitions:
         done = part.checkpoint()
         write = self._writer(part.partition)
         for key, row in done.rows:
+            if part.revoked:
+                return  # the partition moved during an await: its new owner writes from now on
             await write(row_key(key), row.to_bytes())
+        if part.revoked:
+            return
         # Written last: a restart trusts it only together with the rows above.
         await write(RESUME_KEY, orjson.dumps(done.resume.to_json()))
+        if part.revoked:
+            return
         for event in done.acks:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
@@ -164,6 +170,8 @@ class OwnerPartitions:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""
         if self.live:
             log.info("dropping in-memory state of owner partitions %s", sorted(self.live))
+        for part in self.live.values():
+            part.revoked = True
         self.live.clear()
 
     def observe(self) -> None:
@@ -214,6 +222,8 @@ def register_relationships(
     async def relationships(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             started = time.perf_counter()
+            if event.message.tp not in app.consumer.assignment():
+                continue  # read before a rebalance took the partition away: its new owner reads it again
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
@@ -224,7 +234,7 @@ def register_relationships(
             metrics.duplicates.inc(stats.duplicates - before[1])
             metrics.late.inc(stats.late - before[2])
             metrics.redelivered.inc(stats.redelivered + part.skipped - before[3])
-            if partitions.checkpoint_due(part, heartbeat=not record.updates):
+            if not part.revoked and partitions.checkpoint_due(part, heartbeat=not record.updates):
                 await partitions.checkpoint(part, stream)
             metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)
 
