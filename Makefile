@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DATA := ../shared/data/CollegeMsg.txt
 PYTEST_ARGS ?=
 
-.PHONY: help install run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery check-rules clean
+.PHONY: help install run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery soak check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-recovery: install kafka ## recovery after SIGKILL with 1M rows (local Rock
 	$(PY) -m bench.bench_recovery --rows 1000000
 
 bench: bench-replay bench-rows bench-service bench-latency bench-recovery ## every benchmark (figures and ratios against same-run baselines)
+
+soak: install kafka ## steady load for SOAK_MINUTES (default 30) with RSS sampled; fails if memory keeps growing
+	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30}
 
 check-rules: ## promtool: check Prometheus config and unit-test the alert rules
 	promtool check config deploy/prometheus/prometheus.yml

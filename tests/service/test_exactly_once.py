@@ -1,0 +1,134 @@
+"""STREAMS_PROCESSING_GUARANTEE=exactly_once on the real broker: what it gives, what it does not, and what it costs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import TopicSet, Worker, produce_lines
+from tests.service.test_faults import (
+    FAST,
+    assert_same_alerts,
+    collegemsg_lines,
+    metric,
+    read_alerts,
+    replay_alerts,
+    serving,
+    wait_for_ids,
+    wait_until,
+)
+
+pytestmark = pytest.mark.broker
+
+EOS = {"processing_guarantee": "exactly_once"}
+
+
+def read_committed_alerts(topic_set: TopicSet) -> list[dict[str, Any]]:
+    """Every committed record of the alert topic (isolation_level=read_committed), decoded."""
+    return read_alerts(topic_set, "read_committed")
+
+
+def repeated_ids(alerts: list[dict[str, Any]]) -> dict[str, int]:
+    """Alert ids published more than once, with their counts."""
+    return {alert_id: n for alert_id, n in Counter(a["alert_id"] for a in alerts).items() if n > 1}
+
+
+@pytest.fixture(scope="module")
+def prefix() -> tuple[list[bytes], dict[str, dict[str, Any]]]:
+    """20k CollegeMsg events and their replay alerts (FAST settings)."""
+    lines = collegemsg_lines(20_000)
+    return lines, replay_alerts(lines, **FAST)[0]
+
+
+def test_exactly_once_run_matches_the_replay_without_repeats(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+) -> None:
+    lines, want = prefix
+    topic_set = topic_factory(3, **FAST, **EOS)
+    worker = worker_factory(topic_set)
+    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    produce_lines(topic_set, lines)
+    alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
+    assert_same_alerts(alerts, want)
+    assert not repeated_ids(alerts)
+    assert "TransactionManager" in worker.log_text()
+
+
+@pytest.mark.xfail(
+    strict=False,  # whether a repeat shows depends on where the kill lands
+    reason="faust-streaming 0.15.3 EOS does not cover this design: alerts (and dead letters) go to topics the "
+    "worker does not consume, so TransactionManager.send finds no partition in the consumer's metadata and "
+    "uses the plain producer (no transaction); and a transaction commits at the commit interval, not at a "
+    "checkpoint, so alerts of records processed after the last checkpoint are committed and published "
+    "again after a restart (docs/guarantees.md)",
+)
+def test_exactly_once_survives_sigkill_without_repeated_alerts(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    lines, want = prefix
+    topic_set = topic_factory(3, **FAST, **EOS)
+    data_dir = tmp_path / "state"
+    worker = worker_factory(topic_set, "before", data_dir=data_dir)
+    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    produce_lines(topic_set, lines)
+    # SIGKILL in the middle of the work: some alerts out, most events still to apply.
+    wait_until(
+        lambda: metric(worker, "relationships_events_applied_total") >= 0.3 * len(lines),
+        120,
+        "30% of the events to be applied",
+        every_s=0.05,
+    )
+    worker.kill()
+    assert 0 < len(read_committed_alerts(topic_set)) < len(want), "not killed in the middle of the work"
+    worker_factory(topic_set, "after", data_dir=data_dir)
+    alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
+    repeats = repeated_ids(alerts)
+    assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"
+    assert_same_alerts(alerts, want)
+
+
+def events_per_second(worker: Worker, total: int) -> float:
+    """Apply rate of a worker draining a backlog: 90% of `total` events over the time it took."""
+    wait_until(
+        lambda: metric(worker, "relationships_events_applied_total") > 0, 120, "the first applied event"
+    )
+    started = time.monotonic()
+    wait_until(
+        lambda: metric(worker, "relationships_events_applied_total") >= 0.9 * total,
+        300,
+        "90% of the events to be applied",
+        every_s=0.1,
+    )
+    return 0.9 * total / (time.monotonic() - started)
+
+
+def test_the_cost_of_exactly_once(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    tmp_path: Path,
+) -> None:
+    lines = collegemsg_lines()  # the whole file: 59,835 events
+    applied = replay_alerts(lines)[1].applied
+    rates: dict[str, float] = {}
+    for guarantee in ("at_least_once", "exactly_once"):
+        topic_set = topic_factory(3, processing_guarantee=guarantee)
+        produce_lines(topic_set, lines)  # a backlog: the worker drains it as fast as it can
+        worker = worker_factory(topic_set, guarantee)
+        rates[guarantee] = events_per_second(worker, applied)
+        worker.stop()
+    ratio = rates["exactly_once"] / rates["at_least_once"]
+    report = {"events": len(lines), **{k: round(v) for k, v in rates.items()}, "ratio": round(ratio, 2)}
+    (tmp_path / "eos-throughput.json").write_text(json.dumps(report))
+    print(f"throughput (events/s): {report}")
+    assert ratio > 0.2, report
