@@ -222,8 +222,6 @@ def register_relationships(
     async def relationships(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             started = time.perf_counter()
-            if event.message.tp not in app.consumer.assignment():
-                continue  # read before a rebalance took the partition away: its new owner reads it again
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
