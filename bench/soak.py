@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     run = Run()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a broker just restarted may take a while to serve the group
         while not urllib_ready(port):
             if time.monotonic() > deadline or worker.poll() is not None:
                 print(f"worker did not start; log: {log_path}", file=sys.stderr)
