@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -35,6 +35,12 @@ class Rekeyer:
         """Max event time per input partition whose updates are already queued for sending."""
         self.last_record_at: dict[str, float] = {}
         """Monotonic time of each input partition's last record."""
+        self.next_offset: dict[str, int] = {}
+        """Per input partition, the offset after the last record whose updates are queued for sending."""
+        self._batch_next: dict[str, int] = {}
+        self.rebalancing = False
+        """Between a revocation and the next assignment: nothing is reported idle."""
+        self._reported_idle: set[str] = set()
 
     def split(
         self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
@@ -45,12 +51,15 @@ class Rekeyer:
         consumed, seen, self_count = self._consumed_counter, self._seen, 0
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
+        batch_next = self._batch_next = {}
         now = time.monotonic()
         for event in events:
             message = event.message
             source = source_name(message.topic, message.partition)
             index = touched.setdefault(source, len(touched))
             self.last_record_at[source] = now
+            if message.offset >= batch_next.get(source, 0):
+                batch_next[source] = message.offset + 1
             try:
                 interaction = decode_event(event.value or b"", max_bytes)
             except InvalidEvent as exc:
@@ -92,6 +101,17 @@ class Rekeyer:
         for source, (max_ts, _idle) in markers.items():
             if max_ts is not None:
                 self.sent[source] = max_ts
+        for source, offset in self._batch_next.items():
+            if offset > self.next_offset.get(source, 0):
+                self.next_offset[source] = offset
+        self._batch_next = {}
+
+    def caught_up(self, source: str, committed: int | None, end_offset: int | None) -> bool:
+        """Every record of `source` below its end offset is queued (read here, or committed by whoever read it)."""
+        if end_offset is None:
+            return False
+        done = max(self.next_offset.get(source, 0), committed or 0)
+        return done >= end_offset
 
     def quiet(self, source: str) -> bool:
         """No record from `source` for `idle_timeout` (the clock starts when it is first asked about)."""
@@ -101,23 +121,42 @@ class Rekeyer:
 
     def heartbeat(self, idle: dict[str, bool]) -> dict[str, Marker]:
         """Markers for the assigned input partitions, each idle or not."""
+        self._reported_idle |= {source for source, is_idle in idle.items() if is_idle}
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
+
+    def retract_idle(self) -> dict[str, Marker]:
+        """On revocation: markers taking back every idleness reported, which the partition's next reader must judge."""
+        self.rebalancing = True
+        retracted, self._reported_idle = self._reported_idle, set()
+        return {source: (self.sent.get(source), False) for source in sorted(retracted)}
 
 
 async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> dict[str, bool]:
-    """Assigned input partitions -> idle: quiet for `idle_timeout` and fetched up to the end offset."""
+    """Assigned input partitions -> idle: quiet for `idle_timeout` and every record up to the end offset queued.
+
+    "Queued" is judged by what this agent has re-keyed, not by the consumer's
+    fetch position (records fetched but still buffered are not sent yet), and
+    the end offset is asked of the broker, not taken from the last fetch
+    (stale while fetching is paused, e.g. during a rebalance): a source
+    declared idle too early lets the watermark pass records still on their
+    way, which would then arrive late.
+    """
     consumer = app.consumer
-    idle: dict[str, bool] = {}
-    tp: TP
-    for tp in consumer.assignment():
-        if tp.topic not in topics:
-            continue
-        source = source_name(tp.topic, tp.partition)
-        idle[source] = False
-        if rekeyer.quiet(source):
-            position = await consumer.position(tp)
-            highwater = consumer.highwater(tp)
-            idle[source] = position is not None and highwater is not None and position >= highwater
+    sources = {tp: source_name(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in topics}
+    idle = dict.fromkeys(sources.values(), False)
+    if rekeyer.rebalancing:
+        return idle
+    quiet = [tp for tp, source in sources.items() if rekeyer.quiet(source)]
+    if not quiet:
+        return idle
+    try:
+        end_offsets = await consumer.highwaters(*quiet)
+    except Exception as exc:  # the broker or a rebalance: not idle this time
+        log.debug("end offsets unavailable: %s", type(exc).__name__)
+        return idle
+    committed: Mapping[TP, int | None] = getattr(consumer, "_committed_offset", {})
+    for tp in quiet:
+        idle[sources[tp]] = rekeyer.caught_up(sources[tp], committed.get(tp), end_offsets.get(tp))
     return idle
 
 
@@ -177,5 +216,18 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     async def heartbeat() -> None:
         idle = await _idle_sources(app, input_topics, rekeyer)
         await send_to_every_partition([], {}, rekeyer.heartbeat(idle))
+
+    # An idle marker outlives its writer: when input partitions move, the new reader may
+    # not have read the records produced meanwhile. Take idleness back before letting go,
+    # so no owner partition lets its watermark run past those records.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        markers = rekeyer.retract_idle()
+        if markers:
+            await send_to_every_partition([], {}, markers)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        rekeyer.rebalancing = False
 
     return rekeyer

@@ -52,6 +52,11 @@ class Metrics:
         self.duplicates = Counter(
             f"{PREFIX}_duplicate_events_total", "Events ignored as duplicates (once per event).", registry=r
         )
+        self.refetched = Counter(
+            f"{PREFIX}_owner_records_refetched_total",
+            "Owner-stream records the consumer skipped, read again straight from the broker.",
+            registry=r,
+        )
         self.late = Counter(
             f"{PREFIX}_late_events_total",
             "Events below the watermark on arrival, applied at once (once per event).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -30,15 +31,23 @@ class Resume(NamedTuple):
     """Updates exactly at `watermark` were applied too."""
     received: dict[str, int]
     """Per input partition, the highest input offset received."""
+    replay_from: int | None = None
+    """Offset of the oldest record not acked (held updates): a restart must handle it and every later one."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"q": self.last_offset, "w": self.watermark, "c": self.closed, "r": self.received}
+        return {
+            "q": self.last_offset,
+            "w": self.watermark,
+            "c": self.closed,
+            "r": self.received,
+            "f": self.replay_from,
+        }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Resume:
         """Inverse of `to_json`."""
-        return cls(obj["q"], obj["w"], obj["c"], obj["r"])
+        return cls(obj["q"], obj["w"], obj["c"], obj["r"], obj.get("f"))
 
 
 class Checkpoint(NamedTuple, Generic[Handle]):
@@ -57,12 +66,23 @@ class OwnerPartition(Generic[Handle]):
 
     A record is acked only when all its updates are applied *and* the rows
     they changed are written (a checkpoint), so held updates keep the
-    committed offset behind them and a crash re-delivers them. On restart the
+    committed offset behind them and a crash re-delivers them. Acks go out in
+    offset order (a record waits for every earlier one): faust-streaming
+    0.15.3 commits past a single unacked record at the head of a partition
+    (`Consumer._new_offset` treats `min(acked) - committed == 1` as no gap),
+    which would lose that record's held updates on restart. On restart the
     last checkpoint's `Resume` tells which re-delivered updates were already
     applied (those below its watermark); updates re-sent by a re-read of the
     input are recognised by input offset (an input partition's updates arrive
     in offset order); and each row remembers the input positions it applied
     recently, which covers rows written by a checkpoint cut short.
+
+    Records are expected in offset order without gaps, from the checkpoint's
+    `replay_from` on: `missing_before` tells the caller which offsets the
+    consumer skipped (read them from the topic and handle them first), and a
+    record below the next expected offset was handled already (acked, not
+    applied again). This does not trust the consumer's committed offset,
+    which faust-streaming 0.15.3 can move past records never acked.
 
     >>> part = OwnerPartition(0, Settings(), {}, ["t:0"])
     >>> record = OwnerRecord(["t:0"], [[1_000_000_000_000, "e1", "a", "b", 0, 0, 0, 7]], {"t:0": (1_000_000_000_000, False)})
@@ -83,13 +103,17 @@ class OwnerPartition(Generic[Handle]):
         self.partition = partition
         self.revoked = False
         """Set when a rebalance took the partition away: nothing more may be written for it."""
-        self._pending: dict[int, tuple[Handle, list[int]]] = {}
-        self._ready: list[Handle] = []
+        self._pending: dict[int, list[Any]] = {}
+        self._unacked: deque[list[Any]] = deque()  # [handle, updates not applied yet, offset]
         self._dirty: set[RowKey] = set()
         self._next_tag = 0
         self._last_offset = -1
         self.skipped = 0
         """Updates skipped because they were applied before a restart or re-sent by the input."""
+        self.next_offset: int | None = None
+        """The owner-stream offset expected next (None: whatever comes first)."""
+        self.handled_before = 0
+        """Records delivered again after being handled (below `next_offset`)."""
         self.engine = RelationshipEngine(
             settings, rows, on_row_changed=self._changed, on_applied=self._applied, protect_unwritten=True
         )
@@ -101,21 +125,36 @@ class OwnerPartition(Generic[Handle]):
             self.received = dict(resume.received)
             self.engine.watermark = resume.watermark
             self.engine.closed = resume.closed
+            self.next_offset = resume.replay_from
 
-    def handle(self, record: OwnerRecord, handle: Handle, offset: int, now_ms: int) -> list[Alert]:
-        """Offer the record's new updates, take its markers, advance the watermark; return alerts."""
+    def missing_before(self, offset: int) -> int | None:
+        """The first offset the consumer skipped before `offset`, or None when nothing is missing."""
+        expected = self.next_offset
+        return expected if expected is not None and offset > expected else None
+
+    def handle(self, record: OwnerRecord, handle: Handle | None, offset: int, now_ms: int) -> list[Alert]:
+        """Offer the record's new updates, take its markers, advance the watermark; return alerts.
+
+        `handle` is what to ack once the record is done (None: read from the
+        topic directly, nothing to ack).
+        """
+        if self.next_offset is not None and offset < self.next_offset:
+            self.handled_before += 1
+            self._unacked.append([handle, 0, offset])
+            return []
+        self.next_offset = offset + 1
         self._last_offset = offset
         alerts: list[Alert] = []
         tag = self._next_tag
         fresh = self._fresh_updates(record, offset, tag)
+        entry = [handle, len(fresh), offset]
+        self._unacked.append(entry)
         if fresh:
             self._next_tag += 1
-            self._pending[tag] = (handle, [len(fresh)])
+            self._pending[tag] = entry
             offer = self.engine.offer
             for update in fresh:
                 alerts += offer(update)
-        else:
-            self._ready.append(handle)
         for source, (max_ts, idle) in record.markers.items():
             self.tracker.observe(source, max_ts, idle)
         mark, all_idle = self.tracker.watermark(now_ms)
@@ -158,9 +197,15 @@ class OwnerPartition(Generic[Handle]):
         for _, row in changed:
             row.unwritten = 0
         self._dirty = set()
-        acks, self._ready = self._ready, []
+        acks: list[Handle] = []
+        unacked = self._unacked
+        while unacked and unacked[0][1] == 0:
+            handle = unacked.popleft()[0]
+            if handle is not None:
+                acks.append(handle)
         engine = self.engine
-        resume = Resume(self._last_offset, engine.watermark, engine.closed, dict(self.received))
+        replay_from = min((entry[2] for entry in unacked), default=self.next_offset)
+        resume = Resume(self._last_offset, engine.watermark, engine.closed, dict(self.received), replay_from)
         return Checkpoint(changed, resume, acks)
 
     def dirty(self) -> int:
@@ -168,15 +213,14 @@ class OwnerPartition(Generic[Handle]):
         return len(self._dirty)
 
     def unacked(self) -> int:
-        """Records still waiting for held updates."""
-        return len(self._pending)
+        """Records not acked yet (waiting for held updates, their own or an earlier record's)."""
+        return len(self._unacked)
 
     def _changed(self, key: RowKey, row: Row) -> None:
         self._dirty.add(key)
 
     def _applied(self, tag: int) -> None:
-        handle, remaining = self._pending[tag]
-        remaining[0] -= 1
-        if remaining[0] == 0:
+        entry = self._pending[tag]
+        entry[1] -= 1
+        if entry[1] == 0:
             del self._pending[tag]
-            self._ready.append(handle)

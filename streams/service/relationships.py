@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +19,7 @@ from streams.engine.row import Row
 from streams.kafka_admin import client_options
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
+from streams.service.owner_stream_reader import read_range
 from streams.service.records import decode_owner_record, source_name
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
@@ -62,6 +64,8 @@ class OwnerPartitions:
         self.checkpointed_at: dict[int, float] = {}
         self._partition_counts: dict[str, int] = {}
         self._lag_series: set[str] = set()
+        self.alerts_in_flight: list[Awaitable[Any]] = []
+        """Alerts queued but not known to be delivered: a checkpoint waits for them."""
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -116,6 +120,22 @@ class OwnerPartitions:
         )
         return part
 
+    async def read_skipped(self, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
+        """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
+        if self.settings.processing_guarantee == "exactly_once":
+            return []  # offsets of transaction markers leave gaps there: nothing is missing
+        topic = self.topology.owner_updates.get_topic_name()
+        found = await asyncio.to_thread(read_range, self.settings, topic, partition, start, end)
+        self.metrics.refetched.inc(len(found))
+        log.warning(
+            "owner partition %d: the consumer skipped offsets %d..%d; read %d records from the broker",
+            partition,
+            start,
+            end - 1,
+            len(found),
+        )
+        return found
+
     def checkpoint_due(self, part: OwnerPartition[EventT[Any]], heartbeat: bool) -> bool:
         """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending."""
         if heartbeat or part.dirty() >= self.settings.checkpoint_max_rows:
@@ -124,7 +144,17 @@ class OwnerPartitions:
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
-        """Write changed rows to the table (and so its changelog), then ack the records they cover."""
+        """Write changed rows to the table (and so its changelog), then ack the records they cover.
+
+        Alerts go first: once a checkpoint is in the changelog, a restart never
+        emits the alerts of the updates it covers again, so they must be on the
+        alert topic before it (else a crash between the two loses them).
+        """
+        if self.alerts_in_flight:
+            deliveries, self.alerts_in_flight = self.alerts_in_flight, []
+            await asyncio.gather(*deliveries)
+            if part.revoked:
+                return
         done = part.checkpoint()
         write = self._writer(part.partition)
         for key, row in done.rows:
@@ -203,13 +233,16 @@ class OwnerPartitions:
         self.metrics.timers.set(timers)
 
 
-async def publish(topology: Topology, metrics: Metrics, alerts: list[Alert]) -> None:
-    """Queue alerts on the alert topic, keyed by owner."""
+async def publish(topology: Topology, metrics: Metrics, alerts: list[Alert]) -> list[Awaitable[Any]]:
+    """Queue alerts on the alert topic, keyed by owner; their delivery futures."""
+    deliveries = []
     for alert in alerts:
-        await topology.alerts.send(
+        delivery = await topology.alerts.send(
             key=alert["owner_id"].encode(), value=orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
         )
+        deliveries.append(delivery)
         metrics.alerts.labels(kind=alert["kind"]).inc()
+    return deliveries
 
 
 def register_relationships(
@@ -225,9 +258,15 @@ def register_relationships(
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
+            offset = event.message.offset
+            missing = part.missing_before(offset)
+            if missing is not None:
+                for skipped_offset, value in await partitions.read_skipped(part.partition, missing, offset):
+                    alerts = part.handle(decode_owner_record(value), None, skipped_offset, _now_ms())
+                    partitions.alerts_in_flight += await publish(topology, metrics, alerts)
             record = decode_owner_record(event.value)
-            alerts = part.handle(record, event, event.message.offset, _now_ms())
-            await publish(topology, metrics, alerts)
+            alerts = part.handle(record, event, offset, _now_ms())
+            partitions.alerts_in_flight += await publish(topology, metrics, alerts)
             metrics.applied.inc(stats.applied - before[0])
             metrics.duplicates.inc(stats.duplicates - before[1])
             metrics.late.inc(stats.late - before[2])

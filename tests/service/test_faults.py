@@ -523,7 +523,7 @@ def test_a_checkpoint_cut_short_applies_nothing_twice() -> None:
     before.handle(batch, "r1", 1, 0)
     before.handle(all_idle, "r2", 2, 0)
     cut_short = before.checkpoint()  # its rows written, then SIGKILL before its marker
-    assert cut_short.acks == ["r2", "r1"]
+    assert cut_short.acks == ["r1", "r2"]
 
     stored = {key: Row.from_bytes(row.to_bytes()) for key, row in cut_short.rows}
     after: OwnerPartition[str] = OwnerPartition(0, settings, stored, [source], complete.resume)

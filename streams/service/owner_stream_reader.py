@@ -1,0 +1,39 @@
+"""Reads a range of one owner-stream partition straight from the broker: the records a consumer skipped."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.kafka_admin import client_options
+from streams.settings import Settings
+
+__all__ = ["read_range"]
+
+
+def read_range(
+    settings: Settings, topic: str, partition: int, start: int, end: int
+) -> list[tuple[int, bytes]]:
+    """`(offset, value)` of the records of `topic[partition]` with `start <= offset < end` (blocking)."""
+    consumer = KafkaConsumer(
+        **client_options(settings),
+        enable_auto_commit=False,
+        isolation_level="read_committed"
+        if settings.processing_guarantee == "exactly_once"
+        else "read_uncommitted",
+    )
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        found: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + settings.session_timeout_ms / 1000
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic}[{partition}] {start}..{end - 1}")
+            for records in consumer.poll(timeout_ms=200).values():
+                found += [(r.offset, r.value) for r in records if start <= r.offset < end]
+        return found
+    finally:
+        consumer.close()

@@ -1,0 +1,114 @@
+"""Ingest without a broker: an input partition is idle only when every record up to its end offset is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from streams.service.ingest import Rekeyer, _idle_sources
+from streams.service.metrics import Metrics
+from streams.settings import Settings
+
+TOPIC = "mentions"
+SOURCE = f"{TOPIC}:0"
+EVENT = b'{"id":"e%d","type":"mention","actor_id":"a","target_id":"b","ts":1600000000000}'
+
+
+def fresh_rekeyer(idle_timeout_ms: int = 1) -> Rekeyer:
+    return Rekeyer(Settings(idle_timeout_ms=idle_timeout_ms, partitions=2), Metrics(CollectorRegistry()))
+
+
+def record(offset: int) -> Any:
+    """What `split` reads of a Faust event."""
+    message = SimpleNamespace(topic=TOPIC, partition=0, offset=offset)
+    return SimpleNamespace(message=message, value=EVENT % offset, key=None)
+
+
+class FakeConsumer:
+    """The consumer calls `_idle_sources` makes: assignment, end offsets from the broker, committed offsets."""
+
+    def __init__(self, end_offset: int, committed: int | None, fetched: int) -> None:
+        self.end_offset = end_offset
+        self._committed_offset = {TP(TOPIC, 0): committed}
+        self.fetched = fetched  # what a fetch-position test would have used: ignored on purpose
+
+    def assignment(self) -> set[TP]:
+        return {TP(TOPIC, 0), TP("other-topic", 0)}
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, self.end_offset)
+
+    async def position(self, tp: TP) -> int:
+        return self.fetched
+
+
+def idle(rekeyer: Rekeyer, consumer: FakeConsumer) -> dict[str, bool]:
+    """`_idle_sources` once `idle_timeout` (1 ms unless the test says otherwise) may have passed."""
+    rekeyer.quiet(SOURCE)  # a partition without records: its quiet clock starts when first asked
+    time.sleep(0.005)
+    app: Any = SimpleNamespace(consumer=consumer)
+    return asyncio.run(_idle_sources(app, {TOPIC}, rekeyer))
+
+
+def queue_batch(rekeyer: Rekeyer, offsets: range) -> None:
+    """What the ingest agent does with a batch: split it, then mark it sent."""
+    by_partition, touched = rekeyer.split([record(o) for o in offsets], [])
+    assert sum(len(u) for u in by_partition.values()) == 2 * len(offsets)
+    rekeyer.mark_sent(rekeyer.batch_markers(touched))
+
+
+def test_records_fetched_but_not_yet_queued_keep_the_partition_active() -> None:
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 10))
+    # The consumer has fetched all 20 records (its position is at the end) but only 10 are re-keyed.
+    assert idle(rekeyer, FakeConsumer(end_offset=20, committed=5, fetched=20)) == {SOURCE: False}
+    queue_batch(rekeyer, range(10, 20))
+    assert idle(rekeyer, FakeConsumer(end_offset=20, committed=5, fetched=20)) == {SOURCE: True}
+
+
+def test_a_split_batch_not_yet_sent_does_not_count() -> None:
+    rekeyer = fresh_rekeyer()
+    rekeyer.split([record(o) for o in range(0, 20)], [])  # sending interrupted: no mark_sent
+    assert idle(rekeyer, FakeConsumer(end_offset=20, committed=None, fetched=20)) == {SOURCE: False}
+
+
+def test_a_partition_read_elsewhere_is_caught_up_by_its_committed_offset() -> None:
+    rekeyer = fresh_rekeyer()
+    assert idle(rekeyer, FakeConsumer(end_offset=7, committed=7, fetched=7)) == {SOURCE: True}
+    assert idle(rekeyer, FakeConsumer(end_offset=8, committed=7, fetched=8)) == {SOURCE: False}
+
+
+def test_a_partition_is_idle_only_after_idle_timeout_without_records() -> None:
+    rekeyer = fresh_rekeyer(idle_timeout_ms=200)
+    queue_batch(rekeyer, range(0, 3))
+    consumer = FakeConsumer(end_offset=3, committed=None, fetched=3)
+    assert idle(rekeyer, consumer) == {SOURCE: False}
+    time.sleep(0.25)
+    assert idle(rekeyer, consumer) == {SOURCE: True}
+
+
+def test_end_offsets_unavailable_means_not_idle() -> None:
+    class Unreachable(FakeConsumer):
+        async def highwaters(self, *tps: TP) -> dict[TP, int]:
+            raise ConnectionError("broker away")
+
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))
+    assert idle(rekeyer, Unreachable(end_offset=3, committed=3, fetched=3)) == {SOURCE: False}
+
+
+def test_a_revocation_takes_back_reported_idleness_until_the_next_assignment() -> None:
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))
+    consumer = FakeConsumer(end_offset=3, committed=None, fetched=3)
+    assert rekeyer.heartbeat(idle(rekeyer, consumer)) == {SOURCE: (1_600_000_000_000, True)}
+    assert rekeyer.retract_idle() == {SOURCE: (1_600_000_000_000, False)}
+    assert idle(rekeyer, consumer) == {SOURCE: False}  # rebalancing: nobody is idle
+    assert rekeyer.retract_idle() == {}  # nothing reported idle since
+    rekeyer.rebalancing = False
+    assert idle(rekeyer, consumer) == {SOURCE: True}
