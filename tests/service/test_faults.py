@@ -36,11 +36,6 @@ COLLEGEMSG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "C
 # Shorter silences than the defaults, so that a prefix of CollegeMsg (a few weeks) has
 # plenty of dormant and revived episodes: ~900 alerts in 20k events, ~1.8k in 25k.
 FAST: dict[str, Any] = {"min_touches": 3, "min_silence_ms": DAY_MS, "max_silence_ms": 7 * DAY_MS}
-RESTART_WHILE_MOVING = pytest.mark.xfail(
-    strict=False,
-    reason="intermittent (about 1 run in 3 on this shared 2-core machine): a few alerts differ from the replay "
-    "after a restart that rebuilds state while partitions move; under investigation (docs/guarantees.md)",
-)
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
 # --- helpers shared by the broker tests of this directory ---------------------------
@@ -263,7 +258,6 @@ def test_sigkill_mid_batch_then_restart(
     assert_same_alerts(wait_for_ids(topic_set, want), want)
 
 
-@RESTART_WHILE_MOVING
 def test_sigkill_during_recovery_then_restart(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
@@ -287,13 +281,6 @@ def test_sigkill_during_recovery_then_restart(
     assert_same_alerts(wait_for_ids(topic_set, want), want)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="bug (intermittent: 2 of 4 runs): when owner partitions move between workers while data "
-    "flows, some row updates that are on the owner-updates topic (both halves) are never applied: "
-    "alerts missing and others the replay does not have (e.g. 38 missing / 15 unexpected); see "
-    "docs/guarantees.md, 'Known failures'",
-)
 def test_sigkill_during_a_rebalance(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
@@ -324,13 +311,6 @@ def test_sigkill_during_a_rebalance(
 # --- workers joining and leaving --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="bug (intermittent: 1 of 2 runs since 2621be4): when owner partitions move between workers "
-    "while data flows, some row updates that are on the owner-updates topic (both halves) are never "
-    "applied: alerts missing and others the replay does not have (e.g. 4 missing / 2 unexpected); see "
-    "docs/guarantees.md, 'Known failures'",
-)
 def test_workers_join_and_leave_while_data_flows(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
@@ -412,7 +392,6 @@ def test_broker_stopped_and_restarted_mid_stream(
 # --- local state lost ------------------------------------------------------------------
 
 
-@RESTART_WHILE_MOVING
 def test_local_state_deleted_before_restart_recovers_from_the_changelog(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
