@@ -16,6 +16,7 @@ from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
 from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
+from streams.service.transactions import Transactions
 from streams.settings import Settings
 
 __all__ = ["Rekeyer", "register_ingest"]
@@ -165,13 +166,39 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     rekeyer = Rekeyer(settings, metrics)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.input_topics())
+    transactions = Transactions(app, settings.processing_guarantee == "exactly_once")
+    owner_topic = topology.owner_updates.get_topic_name()
 
     async def send_to_every_partition(
         sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
-    ) -> None:
+    ) -> bool:
+        """Updates and markers to every owner partition; False if a transaction went away (rebalance)."""
+        if transactions.enabled:
+            return await send_per_source(sources, by_partition, markers)
         for partition in range(settings.partitions):
             value = encode_owner_record(sources, by_partition.get(partition, []), markers)
             await topology.owner_updates.send(partition=partition, value=value)
+        return True
+
+    async def send_per_source(
+        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
+    ) -> bool:
+        """exactly_once: each input partition's updates and marker go in the transaction of its offsets."""
+        for source in markers.keys() | set(sources):
+            topic, input_partition = source.rsplit(":", 1)
+            tid = transactions.transactional_id(topic, int(input_partition))
+            if tid is None or not transactions.is_open(tid):
+                return False
+            index = sources.index(source) if source in sources else -1
+            async with transactions.lock(tid):
+                if not transactions.is_open(tid):
+                    return False
+                for partition in range(settings.partitions):
+                    updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
+                    marker = {source: markers[source]} if source in markers else {}
+                    value = encode_owner_record([source] if updates else [], updates, marker)
+                    await transactions.send(tid, owner_topic, value, partition=partition)
+        return True
 
     @app.agent(topology.interactions, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -194,7 +221,18 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     event.value or b"",
                     now_ms,
                 )
-                await topology.dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+                tid = transactions.transactional_id(message.topic, message.partition)
+                if tid is None:
+                    await topology.dead_letters.send(
+                        key=letter.key, value=letter.value, headers=letter.headers
+                    )
+                else:
+                    async with transactions.lock(tid):
+                        if transactions.is_open(tid):
+                            topic = topology.dead_letters.get_topic_name()
+                            await transactions.send(
+                                tid, topic, letter.value, key=letter.key, headers=letter.headers
+                            )
                 metrics.invalid.labels(reason=error.reason.value).inc()
                 metrics.dead_letters.inc()
                 log.info(
@@ -205,8 +243,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     error.reason.value,
                 )
             markers = rekeyer.batch_markers(touched)
-            if by_partition:
-                await send_to_every_partition(touched, by_partition, markers)
+            if by_partition and not await send_to_every_partition(touched, by_partition, markers):
+                continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             rekeyer.mark_sent(markers)
             for event in events:
                 await stream.ack(event)
@@ -223,8 +261,16 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         markers = rekeyer.retract_idle()
-        if markers:
+        if not markers:
+            return
+        if not transactions.enabled:
             await send_to_every_partition([], {}, markers)
+            return
+        # exactly_once: the transactions of revoked partitions are gone by now; a record
+        # outside them is read in offset order all the same.
+        value = encode_owner_record([], [], markers)
+        for partition in range(settings.partitions):
+            await transactions.send(None, owner_topic, value, partition=partition)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

@@ -23,6 +23,7 @@ from streams.service.owner_stream_reader import read_range
 from streams.service.records import decode_owner_record, source_name
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
+from streams.service.transactions import Transactions
 from streams.settings import Settings
 
 __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
@@ -66,6 +67,9 @@ class OwnerPartitions:
         self._lag_series: set[str] = set()
         self.alerts_in_flight: list[Awaitable[Any]] = []
         """Alerts queued but not known to be delivered: a checkpoint waits for them."""
+        self.transactions = Transactions(app, settings.processing_guarantee == "exactly_once")
+        self.unsent_alerts: dict[int, list[Alert]] = {}
+        """exactly_once: alerts held until the checkpoint whose transaction carries them."""
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -143,20 +147,48 @@ class OwnerPartitions:
         elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
+    async def publish(self, part: OwnerPartition[EventT[Any]], alerts: list[Alert]) -> None:
+        """Queue alerts on the alert topic (exactly_once: hold them for the next checkpoint)."""
+        if not alerts:
+            return
+        if self.transactions.enabled:
+            self.unsent_alerts.setdefault(part.partition, []).extend(alerts)
+        else:
+            self.alerts_in_flight += await publish(self.topology, self.metrics, alerts)
+
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover.
 
         Alerts go first: once a checkpoint is in the changelog, a restart never
         emits the alerts of the updates it covers again, so they must be on the
-        alert topic before it (else a crash between the two loses them).
+        alert topic before it (else a crash between the two loses them). Under
+        exactly_once the alerts, rows and marker go in the transaction that
+        commits this partition's offsets, with Faust's commit of it held off
+        until they are all in: a crash aborts all or none of a checkpoint.
         """
-        if self.alerts_in_flight:
+        tid = self.transactions.transactional_id(self.topology.owner_updates.get_topic_name(), part.partition)
+        async with self.transactions.lock(tid):
+            if tid is not None and not self.transactions.is_open(tid):
+                return  # revoked: the transaction is gone, the next owner redoes this work
+            await self._checkpoint(part, stream, tid)
+
+    async def _checkpoint(
+        self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes], tid: str | None
+    ) -> None:
+        if tid is not None:
+            topic = self.topology.alerts.get_topic_name()
+            alerts = self.unsent_alerts.pop(part.partition, [])
+            for alert in alerts:
+                value = orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
+                await self.transactions.send(tid, topic, value, key=alert["owner_id"].encode())
+                self.metrics.alerts.labels(kind=alert["kind"]).inc()
+        elif self.alerts_in_flight:
             deliveries, self.alerts_in_flight = self.alerts_in_flight, []
             await asyncio.gather(*deliveries)
             if part.revoked:
                 return
         done = part.checkpoint()
-        write = self._writer(part.partition)
+        write = self._writer(part.partition, tid)
         for key, row in done.rows:
             if part.revoked:
                 return  # the partition moved during an await: its new owner writes from now on
@@ -171,17 +203,27 @@ class OwnerPartitions:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
 
-    def _writer(self, partition: int) -> Callable[[bytes, bytes], Awaitable[Any]]:
+    def _writer(self, partition: int, tid: str | None) -> Callable[[bytes, bytes], Awaitable[Any]]:
         """Write a key of the rows table: local RocksDB, then its changelog record.
 
         What `table[key] = value` does, minus Faust's one-message-at-a-time
         changelog buffer, which bounds a worker at a few thousand rows/s. The
         changelog record goes straight to the producer (flushed before any
         offset commit), with the table's callback that advances the local
-        store's persisted changelog offset.
+        store's persisted changelog offset. Under exactly_once the record goes in
+        the transaction `tid` (local tables are rebuilt from the changelog at
+        every start there, so no persisted offset is kept).
         """
         table: Any = self.topology.rows
         store, changelog, on_sent = table.data, table.changelog_topic, table._on_changelog_sent
+        if tid is not None:
+            changelog_name = changelog.get_topic_name()
+
+            async def write_in_transaction(key: bytes, value: bytes) -> None:
+                store[key] = value
+                await self.transactions.send(tid, changelog_name, value, key=key, partition=partition)
+
+            return write_in_transaction
 
         async def write(key: bytes, value: bytes) -> None:
             store[key] = value
@@ -203,6 +245,7 @@ class OwnerPartitions:
         for part in self.live.values():
             part.revoked = True
         self.live.clear()
+        self.unsent_alerts.clear()
 
     def observe(self) -> None:
         """Refresh gauges over the live partitions (counters the engines keep: no row scan)."""
@@ -263,10 +306,10 @@ def register_relationships(
             if missing is not None:
                 for skipped_offset, value in await partitions.read_skipped(part.partition, missing, offset):
                     alerts = part.handle(decode_owner_record(value), None, skipped_offset, _now_ms())
-                    partitions.alerts_in_flight += await publish(topology, metrics, alerts)
+                    await partitions.publish(part, alerts)
             record = decode_owner_record(event.value)
             alerts = part.handle(record, event, offset, _now_ms())
-            partitions.alerts_in_flight += await publish(topology, metrics, alerts)
+            await partitions.publish(part, alerts)
             metrics.applied.inc(stats.applied - before[0])
             metrics.duplicates.inc(stats.duplicates - before[1])
             metrics.late.inc(stats.late - before[2])

@@ -14,6 +14,7 @@ import pytest
 from tests.service.conftest import TopicSet, Worker, produce_lines
 from tests.service.test_faults import (
     FAST,
+    BackgroundProducer,
     assert_same_alerts,
     collegemsg_lines,
     metric,
@@ -62,14 +63,6 @@ def test_exactly_once_run_matches_the_replay_without_repeats(
     assert "TransactionManager" in worker.log_text()
 
 
-@pytest.mark.xfail(
-    strict=False,  # whether a repeat shows depends on where the kill lands
-    reason="faust-streaming 0.15.3 EOS does not cover this design: alerts (and dead letters) go to topics the "
-    "worker does not consume, so TransactionManager.send finds no partition in the consumer's metadata and "
-    "uses the plain producer (no transaction); and a transaction commits at the commit interval, not at a "
-    "checkpoint, so alerts of records processed after the last checkpoint are committed and published "
-    "again after a restart (docs/guarantees.md)",
-)
 def test_exactly_once_survives_sigkill_without_repeated_alerts(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
@@ -81,17 +74,21 @@ def test_exactly_once_survives_sigkill_without_repeated_alerts(
     data_dir = tmp_path / "state"
     worker = worker_factory(topic_set, "before", data_dir=data_dir)
     wait_until(lambda: serving(worker), 60, "the worker's web port")
-    produce_lines(topic_set, lines)
-    # SIGKILL in the middle of the work: some alerts out, most events still to apply.
+    producer = BackgroundProducer(topic_set, lines, chunks=10, pause_s=0.5).start()
+    # SIGKILL in the middle of the work: some alerts committed, most events still to come.
     wait_until(
-        lambda: metric(worker, "relationships_events_applied_total") >= 0.3 * len(lines),
+        lambda: (
+            metric(worker, "relationships_events_applied_total") >= 0.3 * len(lines)
+            and len(read_committed_alerts(topic_set)) > 0
+        ),
         120,
-        "30% of the events to be applied",
+        "30% of the events to be applied and some alerts committed",
         every_s=0.05,
     )
     worker.kill()
     assert 0 < len(read_committed_alerts(topic_set)) < len(want), "not killed in the middle of the work"
     worker_factory(topic_set, "after", data_dir=data_dir)
+    producer.join()
     alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
     repeats = repeated_ids(alerts)
     assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"

@@ -1,0 +1,74 @@
+"""Under exactly_once: which Kafka transaction a record joins, and sending into it (Faust's transactional ids)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+
+import faust
+
+__all__ = ["Transactions"]
+
+
+class Transactions:
+    """Sends records in the transaction that commits the offsets they come from.
+
+    Faust keeps one transactional producer per (partition group, partition
+    number) of the topics it consumes, and commits each one's consumed offsets
+    in it. Its own routing picks the transaction by the *destination*
+    partition, and uses no transaction at all for topics the worker does not
+    consume (alerts, dead letters): records would commit apart from the
+    offsets that caused them. Here the caller names the *source* partition.
+    Everything is a no-op pass-through under at_least_once.
+    """
+
+    def __init__(self, app: faust.App, enabled: bool) -> None:
+        self.app = app
+        self.enabled = enabled
+        """exactly_once is set."""
+
+    def transactional_id(self, consumed_topic: str, partition: int) -> str | None:
+        """The transaction committing `consumed_topic[partition]`'s offsets (None without exactly_once)."""
+        if not self.enabled:
+            return None
+        group = self.app.assignor.group_for_topic(consumed_topic)
+        return f"{self.app.conf.id}-{group}-{partition}"
+
+    def is_open(self, transactional_id: str) -> bool:
+        """The transaction's producer exists (its partition is assigned here)."""
+        return transactional_id in self._producer()._transaction_producers
+
+    def lock(self, transactional_id: str | None) -> Any:
+        """Hold Faust's commit of that transaction off while a checkpoint's records go in."""
+        if transactional_id is None:
+            return contextlib.nullcontext()
+        lock = self._producer()._trn_locks.get(transactional_id)
+        return lock if lock is not None else contextlib.nullcontext()
+
+    async def send(
+        self,
+        transactional_id: str | None,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Any = None,
+    ) -> Awaitable[Any]:
+        """Queue a record in the transaction (None: outside any); its delivery future.
+
+        The caller holds `lock(transactional_id)`: Faust's own send takes that
+        lock (not reentrant), so this goes to the aiokafka producer directly.
+        """
+        producers = self._producer()
+        if transactional_id is None:
+            producer = producers._ensure_producer()
+        else:
+            producer = producers._transaction_producers[transactional_id]
+        delivery: Awaitable[Any] = await producer.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+        return delivery
+
+    def _producer(self) -> Any:
+        return self.app.producer
