@@ -68,10 +68,28 @@ def _commit_every_transaction() -> None:
     Consumer._commit_tps = ending_every_transaction  # type: ignore[method-assign]
 
 
+def _high_waters_from_the_broker() -> None:
+    """faust-streaming 0.15.3, exactly_once: table recovery reads the changelog up to a stale high water.
+
+    In a transaction Faust takes high waters from the consumer's cached last
+    stable offsets, which are -1 for a partition not fetched yet: after a
+    rebalance, recovery then skips the changelog (or stops on a
+    `ConsistencyError`). A read_committed consumer's `end_offsets` asks the
+    broker for the last stable offset instead.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # noqa: PLC0415
+
+    async def high_waters_from_the_broker(self: Any, partitions: list[Any]) -> Any:
+        return await self._ensure_consumer().end_offsets(partitions)
+
+    AIOKafkaConsumerThread._highwaters = high_waters_from_the_broker  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
     if settings.processing_guarantee == "exactly_once":
         _commit_every_transaction()
+        _high_waters_from_the_broker()
     app = faust.App(
         settings.app_id,
         broker=settings.broker,

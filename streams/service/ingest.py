@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
 from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
-from streams.service.transactions import Transactions
+from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
 __all__ = ["Rekeyer", "register_ingest"]
@@ -197,7 +198,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
                     marker = {source: markers[source]} if source in markers else {}
                     value = encode_owner_record([source] if updates else [], updates, marker)
-                    await transactions.send(tid, owner_topic, value, partition=partition)
+                    try:
+                        await transactions.send(tid, owner_topic, value, partition=partition)
+                    except TransactionGone:
+                        return False
         return True
 
     @app.agent(topology.interactions, name="ingest", concurrency=1)
@@ -230,9 +234,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     async with transactions.lock(tid):
                         if transactions.is_open(tid):
                             topic = topology.dead_letters.get_topic_name()
-                            await transactions.send(
-                                tid, topic, letter.value, key=letter.key, headers=letter.headers
-                            )
+                            with contextlib.suppress(TransactionGone):  # revoked: its next reader redoes it
+                                await transactions.send(
+                                    tid, topic, letter.value, key=letter.key, headers=letter.headers
+                                )
                 metrics.invalid.labels(reason=error.reason.value).inc()
                 metrics.dead_letters.inc()
                 log.info(
@@ -266,9 +271,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         if not transactions.enabled:
             await send_to_every_partition([], {}, markers)
             return
-        # exactly_once: the transactions of revoked partitions are gone by now; a record
-        # outside them is read in offset order all the same.
-        value = encode_owner_record([], [], markers)
+        # exactly_once: the transactions of revoked partitions are gone by now (aborted, with
+        # the records their markers covered), so this record is outside them and claims no
+        # progress: only that the partitions are not idle.
+        value = encode_owner_record([], [], dict.fromkeys(markers, (None, False)))
         for partition in range(settings.partitions):
             await transactions.send(None, owner_topic, value, partition=partition)
 

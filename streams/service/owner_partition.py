@@ -127,6 +127,10 @@ class OwnerPartition(Generic[Handle]):
             self.engine.closed = resume.closed
             self.next_offset = resume.replay_from
 
+    def last_offset(self) -> int:
+        """Offset of the last record handled since loading (-1: none yet)."""
+        return self._last_offset
+
     def missing_before(self, offset: int) -> int | None:
         """The first offset the consumer skipped before `offset`, or None when nothing is missing."""
         expected = self.next_offset

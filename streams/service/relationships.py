@@ -23,7 +23,7 @@ from streams.service.owner_stream_reader import read_range
 from streams.service.records import decode_owner_record, source_name
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
-from streams.service.transactions import Transactions
+from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
 __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
@@ -126,8 +126,6 @@ class OwnerPartitions:
 
     async def read_skipped(self, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
         """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
-        if self.settings.processing_guarantee == "exactly_once":
-            return []  # offsets of transaction markers leave gaps there: nothing is missing
         topic = self.topology.owner_updates.get_topic_name()
         found = await asyncio.to_thread(read_range, self.settings, topic, partition, start, end)
         self.metrics.refetched.inc(len(found))
@@ -170,7 +168,10 @@ class OwnerPartitions:
         async with self.transactions.lock(tid):
             if tid is not None and not self.transactions.is_open(tid):
                 return  # revoked: the transaction is gone, the next owner redoes this work
-            await self._checkpoint(part, stream, tid)
+            try:
+                await self._checkpoint(part, stream, tid)
+            except TransactionGone:
+                part.revoked = True
 
     async def _checkpoint(
         self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes], tid: str | None
@@ -293,6 +294,7 @@ def register_relationships(
 ) -> OwnerPartitions:
     """Register the relationship agent, the tick timer and the rebalance hooks."""
     partitions = OwnerPartitions(app, topology, settings, metrics)
+    exactly_once = settings.processing_guarantee == "exactly_once"
 
     @app.agent(topology.owner_updates, name="relationships", concurrency=1)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
@@ -302,7 +304,9 @@ def register_relationships(
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
             offset = event.message.offset
-            missing = part.missing_before(offset)
+            # Under exactly_once transaction markers leave offsets out: only the first record
+            # after loading is checked (the consumer may have committed past `replay_from`).
+            missing = part.missing_before(offset) if not exactly_once or part.last_offset() < 0 else None
             if missing is not None:
                 for skipped_offset, value in await partitions.read_skipped(part.partition, missing, offset):
                     alerts = part.handle(decode_owner_record(value), None, skipped_offset, _now_ms())

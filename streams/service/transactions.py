@@ -7,8 +7,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalOperation
 
-__all__ = ["Transactions"]
+__all__ = ["TransactionGone", "Transactions"]
+
+
+class TransactionGone(Exception):
+    """The transaction's producer was stopped (its partition was revoked): the next owner redoes the work."""
 
 
 class Transactions:
@@ -64,10 +69,15 @@ class Transactions:
         if transactional_id is None:
             producer = producers._ensure_producer()
         else:
-            producer = producers._transaction_producers[transactional_id]
-        delivery: Awaitable[Any] = await producer.send(
-            topic, value, key=key, partition=partition, headers=headers
-        )
+            producer = producers._transaction_producers.get(transactional_id)
+            if producer is None:
+                raise TransactionGone(transactional_id)
+        try:
+            delivery: Awaitable[Any] = await producer.send(
+                topic, value, key=key, partition=partition, headers=headers
+            )
+        except IllegalOperation as exc:  # its transaction ended: stopping or revoked
+            raise TransactionGone(transactional_id) from exc
         return delivery
 
     def _producer(self) -> Any:

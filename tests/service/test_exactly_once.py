@@ -23,6 +23,7 @@ from tests.service.test_faults import (
     serving,
     wait_for_ids,
     wait_until,
+    workers_join_and_leave,
 )
 
 pytestmark = pytest.mark.broker
@@ -89,6 +90,27 @@ def test_exactly_once_survives_sigkill_without_repeated_alerts(
     assert 0 < len(read_committed_alerts(topic_set)) < len(want), "not killed in the middle of the work"
     worker_factory(topic_set, "after", data_dir=data_dir)
     producer.join()
+    alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
+    repeats = repeated_ids(alerts)
+    assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"
+    assert_same_alerts(alerts, want)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known limit (docs/guarantees.md §4): under exactly_once, partitions moving between live workers "
+    "can misplace updates (3 of 3 runs: no alert id twice, but 12 to 63 alerts missing and 8 to 30 not in the "
+    "replay): local RocksDB keeps the writes of transactions aborted by the revocation, and Faust resumes "
+    "recovery of a partition it keeps from its in-memory offset, so the reloaded rows are not the committed ones",
+)
+def test_exactly_once_workers_join_and_leave_without_repeated_alerts(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+) -> None:
+    lines, want = prefix
+    topic_set = topic_factory(6, **FAST, **EOS)
+    workers_join_and_leave(topic_set, worker_factory, lines)
     alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
     repeats = repeated_ids(alerts)
     assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"

@@ -311,13 +311,10 @@ def test_sigkill_during_a_rebalance(
 # --- workers joining and leaving --------------------------------------------------------
 
 
-def test_workers_join_and_leave_while_data_flows(
-    topic_factory: Callable[..., TopicSet],
-    worker_factory: Callable[..., Worker],
-    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
-) -> None:
-    lines, want = prefix
-    topic_set = topic_factory(6, **FAST)
+def workers_join_and_leave(
+    topic_set: TopicSet, worker_factory: Callable[..., Worker], lines: list[bytes]
+) -> Worker:
+    """Produce `lines` in 16 chunks while a 2nd and a 3rd worker join, then leave (SIGTERM); the 1st stays."""
     first = worker_factory(topic_set, "w1")
     wait_until(lambda: serving(first), 60, "the first worker's web port")
     producer = BackgroundProducer(topic_set, lines, chunks=16, pause_s=1.0).start()
@@ -329,11 +326,21 @@ def test_workers_join_and_leave_while_data_flows(
     wait_until(lambda: producer.sent >= 3 * len(lines) // 4, 60, "three quarters of the input")
     third.stop()
     producer.join()
-    assert second.process is not None
-    assert second.process.returncode == 0
-    assert third.process is not None
-    assert third.process.returncode == 0
+    for leaver in (second, third):
+        assert leaver.process is not None
+        assert leaver.process.returncode == 0
     assert alive(first)
+    return first
+
+
+def test_workers_join_and_leave_while_data_flows(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+) -> None:
+    lines, want = prefix
+    topic_set = topic_factory(6, **FAST)
+    workers_join_and_leave(topic_set, worker_factory, lines)
     assert_same_alerts(wait_for_ids(topic_set, want), want)
 
 
