@@ -60,12 +60,41 @@ def _commit_every_transaction() -> None:
                 if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
                     async with producer._trn_locks[transactional_id]:
                         await transaction.commit_transaction()
+                        _on_committed(producer, transactional_id)
                         if start_new_transaction:
                             await transaction.begin_transaction()
         return bool(committed)
 
     ending_every_transaction._ends_every_transaction = True  # type: ignore[attr-defined]
     Consumer._commit_tps = ending_every_transaction  # type: ignore[method-assign]
+
+
+def _on_committed(producer: Any, transactional_id: str) -> None:
+    """Tell the service a transaction committed (`Transactions.on_committed`)."""
+    listener = getattr(producer, "streams_on_committed", None)
+    if listener is not None:
+        listener(transactional_id)
+
+
+def _report_commits() -> None:
+    """faust-streaming 0.15.3, exactly_once: let the service know which transactions Faust commits."""
+    from faust.transport.drivers.aiokafka import Producer  # noqa: PLC0415
+
+    if getattr(Producer.commit_transactions, "_reports", False):
+        return
+    commit_transactions = Producer.commit_transactions
+
+    async def reporting(
+        self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
+    ) -> None:
+        await commit_transactions(
+            self, tid_to_offset_map, group_id, start_new_transaction=start_new_transaction
+        )
+        for transactional_id in tid_to_offset_map:
+            _on_committed(self, transactional_id)
+
+    reporting._reports = True  # type: ignore[attr-defined]
+    Producer.commit_transactions = reporting  # type: ignore[method-assign]
 
 
 def _high_waters_from_the_broker() -> None:
@@ -89,6 +118,7 @@ def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
     if settings.processing_guarantee == "exactly_once":
         _commit_every_transaction()
+        _report_commits()
         _high_waters_from_the_broker()
     app = faust.App(
         settings.app_id,

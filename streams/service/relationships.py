@@ -23,7 +23,7 @@ from streams.service.owner_stream_reader import read_range
 from streams.service.records import decode_owner_record, source_name
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
-from streams.service.transactions import TransactionGone, Transactions
+from streams.service.transactions import CommittedWrites, TransactionGone, Transactions
 from streams.settings import Settings
 
 __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
@@ -70,6 +70,7 @@ class OwnerPartitions:
         self.transactions = Transactions(app, settings.processing_guarantee == "exactly_once")
         self.unsent_alerts: dict[int, list[Alert]] = {}
         """exactly_once: alerts held until the checkpoint whose transaction carries them."""
+        self.committed_writes = CommittedWrites(topology.rows)
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -219,10 +220,12 @@ class OwnerPartitions:
         store, changelog, on_sent = table.data, table.changelog_topic, table._on_changelog_sent
         if tid is not None:
             changelog_name = changelog.get_topic_name()
+            committed_writes = self.committed_writes
+            self.app.producer.streams_on_committed = committed_writes.committed  # type: ignore[attr-defined]
 
             async def write_in_transaction(key: bytes, value: bytes) -> None:
-                store[key] = value
                 await self.transactions.send(tid, changelog_name, value, key=key, partition=partition)
+                committed_writes.add(tid, partition, key, value)  # to RocksDB once committed
 
             return write_in_transaction
 
@@ -247,6 +250,7 @@ class OwnerPartitions:
             part.revoked = True
         self.live.clear()
         self.unsent_alerts.clear()
+        self.committed_writes.discard_all()
 
     def observe(self) -> None:
         """Refresh gauges over the live partitions (counters the engines keep: no row scan)."""

@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from aiokafka.errors import IllegalOperation
 
-__all__ = ["TransactionGone", "Transactions"]
+__all__ = ["CommittedWrites", "TransactionGone", "Transactions"]
 
 
 class TransactionGone(Exception):
@@ -82,3 +82,31 @@ class Transactions:
 
     def _producer(self) -> Any:
         return self.app.producer
+
+
+class CommittedWrites:
+    """exactly_once: table writes held per transaction, applied to local RocksDB once it commits.
+
+    A revocation aborts the open transaction; rows it wrote must not stay in
+    the local table, which a worker keeping the partition reloads from (Faust
+    resumes its recovery where it stopped). Kafka Streams keeps EOS state
+    stores the same way: nothing uncommitted reaches the local store.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.pending: dict[str, list[tuple[int, bytes, bytes]]] = {}
+
+    def add(self, transactional_id: str, partition: int, key: bytes, value: bytes) -> None:
+        """A write sent in the transaction."""
+        self.pending.setdefault(transactional_id, []).append((partition, key, value))
+
+    def committed(self, transactional_id: str) -> None:
+        """The transaction committed: its writes go to the local table."""
+        store = self.table.data
+        for partition, key, value in self.pending.pop(transactional_id, ()):
+            store._db_for_partition(partition)[key] = value
+
+    def discard_all(self) -> None:
+        """On revocation: open transactions are aborted, their writes dropped."""
+        self.pending.clear()

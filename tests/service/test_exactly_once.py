@@ -99,9 +99,8 @@ def test_exactly_once_survives_sigkill_without_repeated_alerts(
 @pytest.mark.xfail(
     strict=False,
     reason="known limit (docs/guarantees.md §4): under exactly_once, partitions moving between live workers "
-    "can misplace updates (3 of 3 runs: no alert id twice, but 12 to 63 alerts missing and 8 to 30 not in the "
-    "replay): local RocksDB keeps the writes of transactions aborted by the revocation, and Faust resumes "
-    "recovery of a partition it keeps from its in-memory offset, so the reloaded rows are not the committed ones",
+    "still misplace updates (4 of 4 runs: no alert id twice, but 12 to 106 alerts missing and 8 to 30 not in the "
+    "replay); partitions a worker keeps across a rebalance were seen to reload with no rows",
 )
 def test_exactly_once_workers_join_and_leave_without_repeated_alerts(
     topic_factory: Callable[..., TopicSet],
