@@ -43,6 +43,7 @@ class Rekeyer:
         self.rebalancing = False
         """Between a revocation and the next assignment: nothing is reported idle."""
         self._reported_idle: set[str] = set()
+        self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
 
     def split(
         self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
@@ -126,11 +127,36 @@ class Rekeyer:
         self._reported_idle |= {source for source, is_idle in idle.items() if is_idle}
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
 
+    def judge_idle(self, idle: dict[str, bool]) -> None:
+        """Remember which input partitions `_idle_sources` found idle, and how far they had been read then."""
+        self._judged_idle = {
+            source: self.next_offset.get(source, 0) for source, is_idle in idle.items() if is_idle
+        }
+
+    def idle_now(self, sources: list[str]) -> dict[str, bool]:
+        """Idle as last judged, and still: nothing read since, quiet, no rebalance (no broker call: heartbeats stay fast)."""
+        judged = self._judged_idle
+        return {
+            source: not self.rebalancing
+            and source in judged
+            and self.next_offset.get(source, 0) == judged[source]
+            and self.quiet(source)
+            for source in sources
+        }
+
     def retract_idle(self) -> dict[str, Marker]:
         """On revocation: markers taking back every idleness reported, which the partition's next reader must judge."""
         self.rebalancing = True
+        self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
         return {source: (self.sent.get(source), False) for source in sorted(retracted)}
+
+
+def _assigned_sources(app: faust.App, topics: set[str]) -> list[str]:
+    """The input partitions assigned to this worker."""
+    return sorted(
+        source_name(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics
+    )
 
 
 async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> dict[str, bool]:
@@ -255,9 +281,15 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
+    # Judging idleness asks the broker for end offsets (slow, at times ~1 s); heartbeats carry
+    # the last judgement, checked against what was read since, so they keep their pace.
+    @app.timer(interval=settings.tick_interval_ms / 1000)
+    async def judge_idleness() -> None:
+        rekeyer.judge_idle(await _idle_sources(app, input_topics, rekeyer))
+
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
-        idle = await _idle_sources(app, input_topics, rekeyer)
+        idle = rekeyer.idle_now(_assigned_sources(app, input_topics))
         await send_to_every_partition([], {}, rekeyer.heartbeat(idle))
 
     # An idle marker outlives its writer: when input partitions move, the new reader may

@@ -112,3 +112,16 @@ def test_a_revocation_takes_back_reported_idleness_until_the_next_assignment() -
     assert rekeyer.retract_idle() == {}  # nothing reported idle since
     rekeyer.rebalancing = False
     assert idle(rekeyer, consumer) == {SOURCE: True}
+
+
+def test_heartbeats_use_the_last_judgement_only_while_nothing_was_read_since() -> None:
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)))
+    assert rekeyer.idle_now([SOURCE, "other:0"]) == {SOURCE: True, "other:0": False}
+    queue_batch(rekeyer, range(3, 5))  # read after the judgement: active until judged again
+    assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=5, committed=None, fetched=5)))
+    assert rekeyer.idle_now([SOURCE]) == {SOURCE: True}
+    rekeyer.retract_idle()
+    assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
