@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         """Strength weights indexed like `INTERACTION_TYPES`."""
         return self.weight_mention, self.weight_reply, self.weight_like
 
+    @property
+    def exactly_once(self) -> bool:
+        """`processing_guarantee` is `exactly_once` (Kafka transactions)."""
+        return self.processing_guarantee == "exactly_once"
+
     def input_topics(self) -> tuple[str, str, str]:
         """The three input topic names."""
         return self.topic_mentions, self.topic_replies, self.topic_likes

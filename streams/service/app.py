@@ -116,7 +116,7 @@ def _high_waters_from_the_broker() -> None:
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
-    if settings.processing_guarantee == "exactly_once":
+    if settings.exactly_once:
         _commit_every_transaction()
         _report_commits()
         _high_waters_from_the_broker()
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         autodiscover=False,
     )
-    if settings.processing_guarantee == "exactly_once":
+    if settings.exactly_once:
         # Under transactions faust 0.15.3 never records the committed changelog offset
         # (`persist_offset_on_commit` is keyed by changelog partition, `TableManager.on_commit`
         # looks it up by source partition), and local RocksDB keeps the writes of aborted

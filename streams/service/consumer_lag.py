@@ -22,6 +22,7 @@ __all__ = [
     "ConsumerLagMonitor",
     "ProgressTracker",
     "Stall",
+    "committed_offsets",
     "register_consumer_lag",
     "stall_after_s",
 ]
@@ -148,7 +149,7 @@ class ConsumerLagMonitor:
         if tps:
             consumer = self.app.consumer
             ends = await consumer.highwaters(*tps)
-            committed = _committed_offsets(self.app, tps)
+            committed = committed_offsets(self.app, tps)
             never = [tp for tp in tps if committed.get(tp) is None]
             earliest = await consumer.earliest_offsets(*never) if never else {}
             for tp in tps:
@@ -175,7 +176,7 @@ class ConsumerLagMonitor:
         self.tracker.keep_only(() if recovering else lags)
 
 
-def _committed_offsets(app: faust.App, tps: Iterable[TP]) -> dict[TP, int | None]:
+def committed_offsets(app: faust.App, tps: Iterable[TP]) -> dict[TP, int | None]:
     """The offsets this consumer last committed (or found committed on assignment); None if none yet.
 
     Faust keeps them in `Consumer._committed_offset` (updated on every commit

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.types import TP, EventT
 
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
+from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
 from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
@@ -152,11 +153,9 @@ class Rekeyer:
         return {source: (self.sent.get(source), False) for source in sorted(retracted)}
 
 
-def _assigned_sources(app: faust.App, topics: set[str]) -> list[str]:
-    """The input partitions assigned to this worker."""
-    return sorted(
-        source_name(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics
-    )
+def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
+    """The input partitions assigned to this worker, by topic partition."""
+    return {tp: source_name(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics}
 
 
 async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> dict[str, bool]:
@@ -169,8 +168,7 @@ async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> d
     declared idle too early lets the watermark pass records still on their
     way, which would then arrive late.
     """
-    consumer = app.consumer
-    sources = {tp: source_name(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in topics}
+    sources = _assigned_sources(app, topics)
     idle = dict.fromkeys(sources.values(), False)
     if rekeyer.rebalancing:
         return idle
@@ -178,11 +176,11 @@ async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> d
     if not quiet:
         return idle
     try:
-        end_offsets = await consumer.highwaters(*quiet)
+        end_offsets = await app.consumer.highwaters(*quiet)
     except Exception as exc:  # the broker or a rebalance: not idle this time
         log.debug("end offsets unavailable: %s", type(exc).__name__)
         return idle
-    committed: Mapping[TP, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = committed_offsets(app, quiet)
     for tp in quiet:
         idle[sources[tp]] = rekeyer.caught_up(sources[tp], committed.get(tp), end_offsets.get(tp))
     return idle
@@ -193,7 +191,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     rekeyer = Rekeyer(settings, metrics)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.input_topics())
-    transactions = Transactions(app, settings.processing_guarantee == "exactly_once")
+    transactions = Transactions(app, settings.exactly_once)
     owner_topic = topology.owner_updates.get_topic_name()
 
     async def send_to_every_partition(
@@ -289,7 +287,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
-        idle = rekeyer.idle_now(_assigned_sources(app, input_topics))
+        idle = rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values()))
         await send_to_every_partition([], {}, rekeyer.heartbeat(idle))
 
     # An idle marker outlives its writer: when input partitions move, the new reader may

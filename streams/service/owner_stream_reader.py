@@ -19,9 +19,7 @@ def read_range(
     consumer = KafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
-        isolation_level="read_committed"
-        if settings.processing_guarantee == "exactly_once"
-        else "read_uncommitted",
+        isolation_level="read_committed" if settings.exactly_once else "read_uncommitted",
     )
     try:
         tp = TopicPartition(topic, partition)
@@ -29,7 +27,7 @@ def read_range(
         consumer.seek(tp, start)
         found: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + settings.session_timeout_ms / 1000
-        transactional = settings.processing_guarantee == "exactly_once"
+        transactional = settings.exactly_once
         while consumer.position(tp) < end:
             if time.monotonic() > deadline:
                 if transactional:  # what is left are transaction markers, or aborted records

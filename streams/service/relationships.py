@@ -67,7 +67,7 @@ class OwnerPartitions:
         self._lag_series: set[str] = set()
         self.alerts_in_flight: list[Awaitable[Any]] = []
         """Alerts queued but not known to be delivered: a checkpoint waits for them."""
-        self.transactions = Transactions(app, settings.processing_guarantee == "exactly_once")
+        self.transactions = Transactions(app, settings.exactly_once)
         self.unsent_alerts: dict[int, list[Alert]] = {}
         """exactly_once: alerts held until the checkpoint whose transaction carries them."""
         self.committed_writes = CommittedWrites(topology.rows)
@@ -153,7 +153,35 @@ class OwnerPartitions:
         if self.transactions.enabled:
             self.unsent_alerts.setdefault(part.partition, []).extend(alerts)
         else:
-            self.alerts_in_flight += await publish(self.topology, self.metrics, alerts)
+            self.alerts_in_flight += await self._send_alerts(alerts, None)
+
+    async def _send_alerts(self, alerts: list[Alert], tid: str | None) -> list[Awaitable[Any]]:
+        """Alerts to the alert topic keyed by owner, in transaction `tid` if any; their delivery futures."""
+        topic = self.topology.alerts
+        deliveries = []
+        for alert in alerts:
+            key, value = alert["owner_id"].encode(), orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
+            if tid is None:
+                deliveries.append(await topic.send(key=key, value=value))
+            else:
+                deliveries.append(await self.transactions.send(tid, topic.get_topic_name(), value, key=key))
+            self.metrics.alerts.labels(kind=alert["kind"]).inc()
+        return deliveries
+
+    async def catch_up(self, part: OwnerPartition[EventT[Any]], offset: int) -> None:
+        """Before the record at `offset`: handle the records the consumer skipped, read from the broker.
+
+        Under exactly_once transaction markers leave offsets out of the owner
+        stream, so only the first record after loading is checked (the
+        consumer may have committed past the checkpoint's `replay_from`).
+        """
+        if self.transactions.enabled and part.last_offset() >= 0:
+            return
+        missing = part.missing_before(offset)
+        if missing is None:
+            return
+        for skipped_offset, value in await self.read_skipped(part.partition, missing, offset):
+            await self.publish(part, part.handle(decode_owner_record(value), None, skipped_offset, _now_ms()))
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover.
@@ -178,12 +206,7 @@ class OwnerPartitions:
         self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes], tid: str | None
     ) -> None:
         if tid is not None:
-            topic = self.topology.alerts.get_topic_name()
-            alerts = self.unsent_alerts.pop(part.partition, [])
-            for alert in alerts:
-                value = orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
-                await self.transactions.send(tid, topic, value, key=alert["owner_id"].encode())
-                self.metrics.alerts.labels(kind=alert["kind"]).inc()
+            await self._send_alerts(self.unsent_alerts.pop(part.partition, []), tid)
         elif self.alerts_in_flight:
             deliveries, self.alerts_in_flight = self.alerts_in_flight, []
             await asyncio.gather(*deliveries)
@@ -281,24 +304,11 @@ class OwnerPartitions:
         self.metrics.timers.set(timers)
 
 
-async def publish(topology: Topology, metrics: Metrics, alerts: list[Alert]) -> list[Awaitable[Any]]:
-    """Queue alerts on the alert topic, keyed by owner; their delivery futures."""
-    deliveries = []
-    for alert in alerts:
-        delivery = await topology.alerts.send(
-            key=alert["owner_id"].encode(), value=orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
-        )
-        deliveries.append(delivery)
-        metrics.alerts.labels(kind=alert["kind"]).inc()
-    return deliveries
-
-
 def register_relationships(
     app: faust.App, topology: Topology, settings: Settings, metrics: Metrics
 ) -> OwnerPartitions:
     """Register the relationship agent, the tick timer and the rebalance hooks."""
     partitions = OwnerPartitions(app, topology, settings, metrics)
-    exactly_once = settings.processing_guarantee == "exactly_once"
 
     @app.agent(topology.owner_updates, name="relationships", concurrency=1)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
@@ -308,13 +318,7 @@ def register_relationships(
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
             offset = event.message.offset
-            # Under exactly_once transaction markers leave offsets out: only the first record
-            # after loading is checked (the consumer may have committed past `replay_from`).
-            missing = part.missing_before(offset) if not exactly_once or part.last_offset() < 0 else None
-            if missing is not None:
-                for skipped_offset, value in await partitions.read_skipped(part.partition, missing, offset):
-                    alerts = part.handle(decode_owner_record(value), None, skipped_offset, _now_ms())
-                    await partitions.publish(part, alerts)
+            await partitions.catch_up(part, offset)
             record = decode_owner_record(event.value)
             alerts = part.handle(record, event, offset, _now_ms())
             await partitions.publish(part, alerts)
