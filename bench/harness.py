@@ -13,7 +13,8 @@ from pathlib import Path
 
 from streams.cli.produce import route
 from streams.kafka_admin import create_topics, producer
-from streams.settings import Settings
+from streams.settings import deployment_env
+from streams.settings import settings_from_env as settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,27 +28,13 @@ def free_port() -> int:
 
 def deployment(partitions: int, **overrides: str) -> dict[str, str]:
     """A unique app id and topic set (created on the broker), as `STREAMS_*` variables."""
-    app = f"bench{uuid.uuid4().hex[:8]}"
-    env = {
-        "STREAMS_APP_ID": app,
-        "STREAMS_PARTITIONS": str(partitions),
-        "STREAMS_TOPIC_MENTIONS": f"{app}.mentions",
-        "STREAMS_TOPIC_REPLIES": f"{app}.replies",
-        "STREAMS_TOPIC_LIKES": f"{app}.likes",
-        "STREAMS_TOPIC_ALERTS": f"{app}.alerts",
-        "STREAMS_TOPIC_DEAD_LETTER": f"{app}.dead-letter",
-        "STREAMS_CLOCK": "event",
-        "STREAMS_IDLE_TIMEOUT_MS": "2000",
-        "STREAMS_LOG_LEVEL": "warning",
-    }
-    env.update({f"STREAMS_{k.upper()}": v for k, v in overrides.items()})
+    env = deployment_env(
+        f"bench{uuid.uuid4().hex[:8]}",
+        partitions,
+        **{"idle_timeout_ms": 2000, "log_level": "warning", **overrides},
+    )
     create_topics(settings_for(env), partitions)
     return env
-
-
-def settings_for(env: dict[str, str]) -> Settings:
-    """The settings a worker with `env` reads."""
-    return Settings.model_validate({k[len("STREAMS_") :].lower(): v for k, v in env.items()})
 
 
 def produce(env: dict[str, str], lines: list[bytes]) -> None:

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streams.kafka_admin import bootstrap_servers, create_topics  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.settings import Settings, deployment_env, settings_from_env  # noqa: E402
 
 START_TS = 1_704_067_200_000  # 2024-01-01: event time starts here and moves STEP_MS per event
 STEP_MS = 60_000
@@ -180,21 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     app_id = f"soak{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix=f"{app_id}-"))
     port = free_port()
-    env = {
-        "STREAMS_BROKER": args.broker,
-        "STREAMS_APP_ID": app_id,
-        "STREAMS_PARTITIONS": str(args.partitions),
-        "STREAMS_TOPIC_MENTIONS": f"{app_id}.mentions",
-        "STREAMS_TOPIC_REPLIES": f"{app_id}.replies",
-        "STREAMS_TOPIC_LIKES": f"{app_id}.likes",
-        "STREAMS_TOPIC_ALERTS": f"{app_id}.alerts",
-        "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
-        "STREAMS_CLOCK": "event",
-        "STREAMS_DATA_DIR": str(workdir / "data"),
-        "STREAMS_WEB_PORT": str(port),
-        "STREAMS_LOG_LEVEL": "warning",
-    }
-    settings = Settings.model_validate({k[len("STREAMS_") :].lower(): v for k, v in env.items()})
+    env = deployment_env(
+        app_id,
+        args.partitions,
+        broker=args.broker,
+        data_dir=workdir / "data",
+        web_port=port,
+        log_level="warning",
+    )
+    settings = settings_from_env(env)
     create_topics(settings, args.partitions)
     log_path = workdir / "worker.log"
     with log_path.open("ab") as log:

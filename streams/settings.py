@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DAY_MS", "HOUR_MS", "Settings"]
+__all__ = ["DAY_MS", "HOUR_MS", "Settings", "deployment_env", "settings_from_env"]
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -175,3 +176,31 @@ class Settings(BaseSettings):
     def input_topics(self) -> tuple[str, str, str]:
         """The three input topic names."""
         return self.topic_mentions, self.topic_replies, self.topic_likes
+
+
+def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[str, str]:
+    """`STREAMS_*` variables of a deployment whose topics are named after its app id, on the event clock.
+
+    What tests and benchmarks give the worker processes they start; `overrides`
+    are settings fields (`idle_timeout_ms=2000`).
+    """
+    env = {
+        "STREAMS_APP_ID": app_id,
+        "STREAMS_PARTITIONS": str(partitions),
+        "STREAMS_TOPIC_MENTIONS": f"{app_id}.mentions",
+        "STREAMS_TOPIC_REPLIES": f"{app_id}.replies",
+        "STREAMS_TOPIC_LIKES": f"{app_id}.likes",
+        "STREAMS_TOPIC_ALERTS": f"{app_id}.alerts",
+        "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
+        "STREAMS_CLOCK": "event",
+    }
+    env.update({f"STREAMS_{name.upper()}": str(value) for name, value in overrides.items()})
+    return env
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The settings a worker started with `env` reads from its `STREAMS_*` variables."""
+    prefix = "STREAMS_"
+    return Settings.model_validate(
+        {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    )

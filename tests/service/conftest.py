@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.kafka_admin import bootstrap_servers, create_topics
-from streams.settings import Settings
+from streams.settings import Settings, deployment_env, settings_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("STREAMS_BROKER", "kafka://127.0.0.1:9092")
@@ -53,8 +53,7 @@ class TopicSet:
     @property
     def settings(self) -> Settings:
         """Settings as a worker with `env` would read them."""
-        fields = {k[len("STREAMS_") :].lower(): v for k, v in self.env.items() if k.startswith("STREAMS_")}
-        return Settings.model_validate(fields)
+        return settings_from_env(self.env)
 
 
 @pytest.fixture
@@ -63,21 +62,8 @@ def topic_factory(tmp_path: Path) -> Callable[..., TopicSet]:
 
     def make(partitions: int = 1, **overrides: Any) -> TopicSet:
         app_id = f"t{uuid.uuid4().hex[:10]}"
-        env = {
-            "STREAMS_BROKER": BROKER,
-            "STREAMS_APP_ID": app_id,
-            "STREAMS_PARTITIONS": str(partitions),
-            "STREAMS_TOPIC_MENTIONS": f"{app_id}.mentions",
-            "STREAMS_TOPIC_REPLIES": f"{app_id}.replies",
-            "STREAMS_TOPIC_LIKES": f"{app_id}.likes",
-            "STREAMS_TOPIC_ALERTS": f"{app_id}.alerts",
-            "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
-            "STREAMS_CLOCK": "event",
-            "STREAMS_IDLE_TIMEOUT_MS": "2000",
-            "STREAMS_TICK_INTERVAL_MS": "500",
-            "STREAMS_LOG_LEVEL": "info",
-        }
-        env.update({f"STREAMS_{k.upper()}": str(v) for k, v in overrides.items()})
+        defaults = {"broker": BROKER, "idle_timeout_ms": 2000, "tick_interval_ms": 500, "log_level": "info"}
+        env = deployment_env(app_id, partitions, **{**defaults, **overrides})
         topic_set = TopicSet(app_id, partitions, env)
         create_topics(topic_set.settings, partitions)
         return topic_set

@@ -235,6 +235,16 @@ def prefix() -> tuple[list[bytes], dict[str, dict[str, Any]]]:
     return lines, want
 
 
+def serving_worker(
+    topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker], data_dir: Path, name: str
+) -> tuple[TopicSet, Worker]:
+    """A 3-partition deployment with FAST settings and its first worker, on `data_dir`, serving."""
+    topic_set = topic_factory(3, **FAST)
+    worker = worker_factory(topic_set, name, data_dir=data_dir)
+    wait_until(lambda: serving(worker), 60, f"worker {name}'s web port")
+    return topic_set, worker
+
+
 # --- SIGKILL ---------------------------------------------------------------------------
 
 
@@ -245,10 +255,8 @@ def test_sigkill_mid_batch_then_restart(
     tmp_path: Path,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(3, **FAST)
     data_dir = tmp_path / "state"
-    worker = worker_factory(topic_set, "first", data_dir=data_dir)
-    wait_until(lambda: serving(worker), 60, "the first worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "first")
     produce_lines(topic_set, lines)
     wait_until(lambda: consumed(worker) > 0, 60, "the worker to start consuming")
     read_so_far = consumed(worker)
@@ -265,10 +273,8 @@ def test_sigkill_during_recovery_then_restart(
     tmp_path: Path,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(3, **FAST)
     data_dir = tmp_path / "state"
-    first = worker_factory(topic_set, "first", data_dir=data_dir)
-    wait_until(lambda: serving(first), 60, "the first worker's web port")
+    topic_set, first = serving_worker(topic_factory, worker_factory, data_dir, "first")
     produce_lines(topic_set, lines)
     wait_for_ids(topic_set, dict(list(want.items())[: len(want) // 3]), timeout_s=120)
     first.kill()
@@ -378,10 +384,8 @@ def test_broker_stopped_and_restarted_mid_stream(
     tmp_path: Path,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(3, **FAST)
     data_dir = tmp_path / "state"
-    worker = worker_factory(topic_set, "before", data_dir=data_dir)
-    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before")
     half = len(lines) // 2
     produce_lines(topic_set, lines[:half])
     wait_until(lambda: consumed(worker) >= half, 60, "the first half to be read")
@@ -406,10 +410,8 @@ def test_local_state_deleted_before_restart_recovers_from_the_changelog(
     tmp_path: Path,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(3, **FAST)
     data_dir = tmp_path / "state"
-    worker = worker_factory(topic_set, "before", data_dir=data_dir)
-    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before")
     half = len(lines) // 2
     produce_lines(topic_set, lines[:half])
     cutoff = orjson.loads(lines[half - 1])["ts"] - 2 * DAY_MS
