@@ -173,6 +173,10 @@ class Settings(BaseSettings):
         """`processing_guarantee` is `exactly_once` (Kafka transactions)."""
         return self.processing_guarantee == "exactly_once"
 
+    def idle_claim_ms(self) -> int:
+        """How long (record time) an owner partition trusts an idleness claim not repeated: four heartbeats."""
+        return 4 * self.tick_interval_ms
+
     def input_topics(self) -> tuple[str, str, str]:
         """The three input topic names."""
         return self.topic_mentions, self.topic_replies, self.topic_likes

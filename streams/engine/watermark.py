@@ -10,13 +10,15 @@ __all__ = ["SourceProgress", "WatermarkTracker"]
 class SourceProgress:
     """What one input partition has reported: its max event time and whether it is idle."""
 
-    __slots__ = ("idle", "max_ts")
+    __slots__ = ("idle", "idle_at", "max_ts")
 
-    def __init__(self, max_ts: int | None, idle: bool) -> None:
+    def __init__(self, max_ts: int | None, idle: bool, idle_at: int) -> None:
         self.max_ts = max_ts
         """Max event time sent from the input partition (ms), None before its first event."""
         self.idle = idle
         """True when its reader reported it caught up and silent for `idle_timeout`."""
+        self.idle_at = idle_at
+        """Record time (ms) of the marker that last reported it idle: the claim lapses `claim_ms` later."""
 
 
 class WatermarkTracker:
@@ -25,45 +27,55 @@ class WatermarkTracker:
     Input partitions known up front count as "nothing seen yet", holding the
     watermark back, until their reader reports progress or idleness. Idleness
     is judged where the input partition is read (it alone knows whether the
-    partition is caught up), and travels in the markers.
+    partition is caught up), and travels in the markers. Its reader repeats
+    the claim with every heartbeat; a claim not repeated within `claim_ms` of
+    record time (the owner stream's record timestamps) lapses, so a reader
+    that died without taking its claim back holds the watermark again, as a
+    partition with unread records must.
 
-    >>> tracker = WatermarkTracker(["t:0", "t:1"], lateness_ms=10, hybrid=False)
-    >>> tracker.observe("t:0", 500, idle=False); tracker.watermark(now_ms=0)
+    >>> tracker = WatermarkTracker(["t:0", "t:1"], lateness_ms=10, hybrid=False, claim_ms=1000)
+    >>> tracker.observe("t:0", 500, idle=False, at_ms=0); tracker.watermark(now_ms=0, at_ms=0)
     (None, False)
-    >>> tracker.observe("t:1", 300, idle=False); tracker.watermark(now_ms=0)
+    >>> tracker.observe("t:1", 300, idle=False, at_ms=0); tracker.watermark(now_ms=0, at_ms=0)
     (290, False)
-    >>> tracker.observe("t:1", None, idle=True); tracker.watermark(now_ms=0)
+    >>> tracker.observe("t:1", None, idle=True, at_ms=0); tracker.watermark(now_ms=0, at_ms=0)
     (490, False)
-    >>> tracker.observe("t:0", None, idle=True); tracker.watermark(now_ms=0)
+    >>> tracker.observe("t:0", None, idle=True, at_ms=0); tracker.watermark(now_ms=0, at_ms=0)
     (500, True)
+    >>> tracker.watermark(now_ms=0, at_ms=1001)  # no claim repeated for more than claim_ms
+    (290, False)
     """
 
-    def __init__(self, sources: Iterable[str], lateness_ms: int, hybrid: bool) -> None:
+    def __init__(self, sources: Iterable[str], lateness_ms: int, hybrid: bool, claim_ms: int) -> None:
         self.lateness = lateness_ms
         self.hybrid = hybrid
-        self.sources: dict[str, SourceProgress] = {s: SourceProgress(None, False) for s in sources}
+        self.claim_ms = claim_ms
+        self.sources: dict[str, SourceProgress] = {s: SourceProgress(None, False, 0) for s in sources}
 
-    def observe(self, source: str, max_ts: int | None, idle: bool) -> None:
-        """A marker: `source` has sent everything up to `max_ts`, and is or is not idle."""
+    def observe(self, source: str, max_ts: int | None, idle: bool, at_ms: int) -> None:
+        """A marker in a record of time `at_ms`: `source` has sent everything up to `max_ts`, is or is not idle."""
         progress = self.sources.get(source)
         if progress is None:
-            self.sources[source] = SourceProgress(max_ts, idle)
+            self.sources[source] = SourceProgress(max_ts, idle, at_ms)
             return
         if max_ts is not None and (progress.max_ts is None or max_ts > progress.max_ts):
             progress.max_ts = max_ts
         progress.idle = idle
+        if idle:
+            progress.idle_at = at_ms
 
-    def watermark(self, now_ms: int) -> tuple[int | None, bool]:
-        """`(watermark, all_idle)`; None while an active input partition has shown nothing."""
+    def watermark(self, now_ms: int, at_ms: int) -> tuple[int | None, bool]:
+        """`(watermark, all_idle)` at record time `at_ms`; None while an active input partition has shown nothing."""
         low: int | None = None
         high: int | None = None
         blocked = False
         all_idle = True
+        claimed_since = at_ms - self.claim_ms
         for progress in self.sources.values():
             max_ts = progress.max_ts
             if max_ts is not None and (high is None or max_ts > high):
                 high = max_ts
-            if progress.idle:
+            if progress.idle and progress.idle_at >= claimed_since:
                 continue
             all_idle = False
             if max_ts is None:

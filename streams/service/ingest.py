@@ -43,6 +43,8 @@ class Rekeyer:
         self._batch_next: dict[str, int] = {}
         self.rebalancing = False
         """Between a revocation and the next assignment: nothing is reported idle."""
+        self.revocations = 0
+        """Revocations so far: a heartbeat sent across one takes its idleness back again (`overtaken`)."""
         self._reported_idle: set[str] = set()
         self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
 
@@ -148,9 +150,20 @@ class Rekeyer:
     def retract_idle(self) -> dict[str, Marker]:
         """On revocation: markers taking back every idleness reported, which the partition's next reader must judge."""
         self.rebalancing = True
+        self.revocations += 1
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
         return {source: (self.sent.get(source), False) for source in sorted(retracted)}
+
+    def overtaken(self, markers: dict[str, Marker], revocations: int) -> dict[str, Marker]:
+        """If a revocation came while heartbeat `markers` were being sent, markers taking their idleness back.
+
+        The revocation's own retraction may have reached some owner partitions
+        before the heartbeat did; sent after both, these have the last word.
+        """
+        if self.revocations == revocations:
+            return {}
+        return {source: (max_ts, False) for source, (max_ts, idle) in markers.items() if idle}
 
 
 def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
@@ -287,8 +300,12 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
-        idle = rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values()))
-        await send_to_every_partition([], {}, rekeyer.heartbeat(idle))
+        revocations = rekeyer.revocations
+        markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
+        await send_to_every_partition([], {}, markers)
+        retraction = rekeyer.overtaken(markers, revocations)
+        if retraction:
+            await send_to_every_partition([], {}, retraction)
 
     # An idle marker outlives its writer: when input partitions move, the new reader may
     # not have read the records produced meanwhile. Take idleness back before letting go,

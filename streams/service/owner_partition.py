@@ -86,7 +86,7 @@ class OwnerPartition(Generic[Handle]):
 
     >>> part = OwnerPartition(0, Settings(), {}, ["t:0"])
     >>> record = OwnerRecord(["t:0"], [[1_000_000_000_000, "e1", "a", "b", 0, 0, 0, 7]], {"t:0": (1_000_000_000_000, False)})
-    >>> part.handle(record, "r1", offset=0, now_ms=0)
+    >>> part.handle(record, "r1", offset=0, now_ms=0, record_ms=0)
     []
     >>> part.checkpoint().acks, len(part.engine.held)
     ([], 1)
@@ -118,7 +118,9 @@ class OwnerPartition(Generic[Handle]):
             settings, rows, on_row_changed=self._changed, on_applied=self._applied, protect_unwritten=True
         )
         # The tracker starts afresh: re-delivered markers rebuild it.
-        self.tracker = WatermarkTracker(sources, settings.allowed_lateness_ms, settings.clock == "hybrid")
+        self.tracker = WatermarkTracker(
+            sources, settings.allowed_lateness_ms, settings.clock == "hybrid", settings.idle_claim_ms()
+        )
         self.resume = resume
         self.received: dict[str, int] = {}
         if resume is not None:
@@ -136,11 +138,14 @@ class OwnerPartition(Generic[Handle]):
         expected = self.next_offset
         return expected if expected is not None and offset > expected else None
 
-    def handle(self, record: OwnerRecord, handle: Handle | None, offset: int, now_ms: int) -> list[Alert]:
+    def handle(
+        self, record: OwnerRecord, handle: Handle | None, offset: int, now_ms: int, record_ms: int
+    ) -> list[Alert]:
         """Offer the record's new updates, take its markers, advance the watermark; return alerts.
 
         `handle` is what to ack once the record is done (None: read from the
-        topic directly, nothing to ack).
+        topic directly, nothing to ack); `record_ms` is the record's timestamp,
+        which idleness claims are dated by.
         """
         if self.next_offset is not None and offset < self.next_offset:
             self.handled_before += 1
@@ -160,8 +165,8 @@ class OwnerPartition(Generic[Handle]):
             for update in fresh:
                 alerts += offer(update)
         for source, (max_ts, idle) in record.markers.items():
-            self.tracker.observe(source, max_ts, idle)
-        mark, all_idle = self.tracker.watermark(now_ms)
+            self.tracker.observe(source, max_ts, idle, record_ms)
+        mark, all_idle = self.tracker.watermark(now_ms, record_ms)
         if mark is not None:
             alerts += self.engine.advance(mark, inclusive=all_idle)
         return alerts

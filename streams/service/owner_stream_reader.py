@@ -14,8 +14,8 @@ __all__ = ["read_range"]
 
 def read_range(
     settings: Settings, topic: str, partition: int, start: int, end: int
-) -> list[tuple[int, bytes]]:
-    """`(offset, value)` of the records of `topic[partition]` with `start <= offset < end` (blocking)."""
+) -> list[tuple[int, int, bytes]]:
+    """`(offset, timestamp_ms, value)` of the records of `topic[partition]` with `start <= offset < end` (blocking)."""
     consumer = KafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
@@ -25,7 +25,7 @@ def read_range(
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
-        found: list[tuple[int, bytes]] = []
+        found: list[tuple[int, int, bytes]] = []
         deadline = time.monotonic() + settings.session_timeout_ms / 1000
         transactional = settings.exactly_once
         while consumer.position(tp) < end:
@@ -34,7 +34,7 @@ def read_range(
                     return found
                 raise TimeoutError(f"could not read {topic}[{partition}] {start}..{end - 1}")
             for records in consumer.poll(timeout_ms=200).values():
-                found += [(r.offset, r.value) for r in records if start <= r.offset < end]
+                found += [(r.offset, r.timestamp, r.value) for r in records if start <= r.offset < end]
         return found
     finally:
         consumer.close()

@@ -125,7 +125,7 @@ class OwnerPartitions:
         )
         return part
 
-    async def read_skipped(self, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
+    async def read_skipped(self, partition: int, start: int, end: int) -> list[tuple[int, int, bytes]]:
         """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
         topic = self.topology.owner_updates.get_topic_name()
         found = await asyncio.to_thread(read_range, self.settings, topic, partition, start, end)
@@ -180,8 +180,9 @@ class OwnerPartitions:
         missing = part.missing_before(offset)
         if missing is None:
             return
-        for skipped_offset, value in await self.read_skipped(part.partition, missing, offset):
-            await self.publish(part, part.handle(decode_owner_record(value), None, skipped_offset, _now_ms()))
+        for skipped_offset, record_ms, value in await self.read_skipped(part.partition, missing, offset):
+            record = decode_owner_record(value)
+            await self.publish(part, part.handle(record, None, skipped_offset, _now_ms(), record_ms))
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover.
@@ -320,7 +321,7 @@ def register_relationships(
             offset = event.message.offset
             await partitions.catch_up(part, offset)
             record = decode_owner_record(event.value)
-            alerts = part.handle(record, event, offset, _now_ms())
+            alerts = part.handle(record, event, offset, _now_ms(), round(event.message.timestamp * 1000))
             await partitions.publish(part, alerts)
             metrics.applied.inc(stats.applied - before[0])
             metrics.duplicates.inc(stats.duplicates - before[1])

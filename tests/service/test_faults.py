@@ -506,17 +506,17 @@ def test_a_checkpoint_cut_short_applies_nothing_twice() -> None:
     all_idle = OwnerRecord([], [], {source: (last, True)})
 
     before: OwnerPartition[str] = OwnerPartition(0, settings, {}, [source])
-    before.handle(heartbeat, "r0", 0, 0)
+    before.handle(heartbeat, "r0", 0, 0, 0)
     complete = before.checkpoint()  # rows and marker written
-    before.handle(batch, "r1", 1, 0)
-    before.handle(all_idle, "r2", 2, 0)
+    before.handle(batch, "r1", 1, 0, 0)
+    before.handle(all_idle, "r2", 2, 0, 0)
     cut_short = before.checkpoint()  # its rows written, then SIGKILL before its marker
     assert cut_short.acks == ["r1", "r2"]
 
     stored = {key: Row.from_bytes(row.to_bytes()) for key, row in cut_short.rows}
     after: OwnerPartition[str] = OwnerPartition(0, settings, stored, [source], complete.resume)
-    after.handle(batch, "r1", 1, 0)  # re-delivered from the committed offset
-    after.handle(all_idle, "r2", 2, 0)
+    after.handle(batch, "r1", 1, 0, 0)  # re-delivered from the committed offset
+    after.handle(all_idle, "r2", 2, 0, 0)
     assert stored[("ann", "bob")].counts == [0, 20, 0, 0, 20, 0]
 
 

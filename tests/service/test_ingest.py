@@ -125,3 +125,14 @@ def test_heartbeats_use_the_last_judgement_only_while_nothing_was_read_since() -
     assert rekeyer.idle_now([SOURCE]) == {SOURCE: True}
     rekeyer.retract_idle()
     assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
+
+
+def test_a_heartbeat_overtaken_by_a_revocation_takes_its_idleness_back_again() -> None:
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)))
+    before = rekeyer.revocations
+    markers = rekeyer.heartbeat(rekeyer.idle_now([SOURCE, "other:0"]))
+    assert rekeyer.overtaken(markers, before) == {}  # no revocation meanwhile: nothing to take back
+    rekeyer.retract_idle()  # while the heartbeat is on its way to the owner partitions
+    assert rekeyer.overtaken(markers, before) == {SOURCE: (1_600_000_000_000, False)}
