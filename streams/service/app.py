@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
 
+from streams.service.changelog_ends import committed_ends
 from streams.settings import Settings
 
 __all__ = ["create_app"]
@@ -97,29 +99,77 @@ def _report_commits() -> None:
     Producer.commit_transactions = reporting  # type: ignore[method-assign]
 
 
-def _high_waters_from_the_broker() -> None:
+def _high_waters_from_the_broker(settings: Settings) -> None:
     """faust-streaming 0.15.3, exactly_once: table recovery reads the changelog up to a stale high water.
 
     In a transaction Faust takes high waters from the consumer's cached last
     stable offsets, which are -1 for a partition not fetched yet: after a
     rebalance, recovery then skips the changelog (or stops on a
     `ConsistencyError`). A read_committed consumer's `end_offsets` asks the
-    broker for the last stable offset instead.
+    broker for the last stable offset instead. Recovery then waits for the
+    record just below it, which under transactions is a commit marker no
+    consumer delivers: it gave up only after two 5 s timeouts ("Aborted tx
+    until highwater"), so a changelog's high water is the offset after its
+    last committed record (`committed_ends`).
     """
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # noqa: PLC0415
 
     async def high_waters_from_the_broker(self: Any, partitions: list[Any]) -> Any:
-        return await self._ensure_consumer().end_offsets(partitions)
+        stable = await self._ensure_consumer().end_offsets(partitions)
+        changelogs = {
+            (tp.topic, tp.partition): end for tp, end in stable.items() if tp.topic.endswith("-changelog")
+        }
+        if changelogs:
+            ends = await asyncio.to_thread(committed_ends, settings, changelogs)
+            stable = {tp: ends.get((tp.topic, tp.partition), end) for tp, end in stable.items()}
+        return stable
 
     AIOKafkaConsumerThread._highwaters = high_waters_from_the_broker  # type: ignore[method-assign]
 
 
+def _uncommitted_partitions_from_the_beginning() -> None:
+    """faust-streaming 0.15.3 (aiokafka): after a rebalance a partition never committed is not read again.
+
+    Faust seeks every assigned partition to its committed offset after each
+    rebalance, and drops what it had fetched but not handed to an agent; the
+    agents drop their in-memory state too. aiokafka's `seek_to_committed`
+    leaves a partition without a committed offset where it was, so a worker
+    keeping such a partition went on past records it never finished (under
+    exactly_once their output was aborted; at least once, records cleared from
+    the stream buffer were never delivered). Such partitions start from the
+    beginning instead, as `auto_offset_reset=earliest` does on a first start.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # noqa: PLC0415
+
+    if getattr(AIOKafkaConsumerThread.seek_to_committed, "_rewinds", False):
+        return
+
+    async def seek_to_committed_or_beginning(self: Any) -> Any:
+        consumer = self._ensure_consumer()
+
+        async def seek() -> Any:
+            committed = await consumer.seek_to_committed()
+            never = [
+                tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")
+            ]
+            if never:  # `seek`, not `seek_to_beginning`: that leaves no position until the next fetch
+                for tp, offset in (await consumer.beginning_offsets(never)).items():
+                    consumer.seek(tp, offset)
+            return committed
+
+        return await self.call_thread(seek)
+
+    seek_to_committed_or_beginning._rewinds = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
+    _uncommitted_partitions_from_the_beginning()
     if settings.exactly_once:
         _commit_every_transaction()
         _report_commits()
-        _high_waters_from_the_broker()
+        _high_waters_from_the_broker(settings)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,

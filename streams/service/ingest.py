@@ -17,6 +17,7 @@ from streams.service.dead_letter import dead_letter
 from streams.service.metrics import Metrics
 from streams.service.partitioning import owner_partition
 from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
+from streams.service.stale_events import StaleEvents
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
@@ -148,12 +149,23 @@ class Rekeyer:
         }
 
     def retract_idle(self) -> dict[str, Marker]:
-        """On revocation: markers taking back every idleness reported, which the partition's next reader must judge."""
+        """On revocation: markers taking back every idleness reported, which the partition's next reader must judge.
+
+        What was read is forgotten too: every input partition is read again
+        from its committed offset (here or elsewhere), and under exactly_once
+        the records sent since that offset were aborted with their
+        transaction, so progress claimed from them (max event time, offsets
+        queued) would let markers run ahead of what the owner partitions see.
+        """
         self.rebalancing = True
         self.revocations += 1
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
-        return {source: (self.sent.get(source), False) for source in sorted(retracted)}
+        markers = {source: (self.sent.get(source), False) for source in sorted(retracted)}
+        self._seen.clear()
+        self.sent.clear()
+        self.next_offset.clear()
+        return markers
 
     def overtaken(self, markers: dict[str, Marker], revocations: int) -> dict[str, Marker]:
         """If a revocation came while heartbeat `markers` were being sent, markers taking their idleness back.
@@ -206,6 +218,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     input_topics = set(settings.input_topics())
     transactions = Transactions(app, settings.exactly_once)
     owner_topic = topology.owner_updates.get_topic_name()
+    stale_events = StaleEvents(app)
 
     async def send_to_every_partition(
         sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
@@ -246,8 +259,11 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         # noack_take: the batch is acked below, after its updates are queued; a batch cut
         # short (SIGTERM, a crash) is not acked, so it is read again.
         batches = stream.noack_take(settings.ingest_batch_size, within=within)  # type: ignore[attr-defined]
-        async for events in batches:
+        async for fetched in batches:
             started = time.perf_counter()
+            events = [event for event in fetched if not stale_events.stale(event)]
+            if not events:
+                continue  # fetched before a revocation: re-read from the committed offsets, not acked
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
             by_partition, touched = rekeyer.split(events, dead)
             now_ms = int(time.time() * 1000)
@@ -312,6 +328,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     # so no owner partition lets its watermark run past those records.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        stale_events.revoked()
         markers = rekeyer.retract_idle()
         if not markers:
             return

@@ -21,6 +21,7 @@ from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.owner_stream_reader import read_range
 from streams.service.records import decode_owner_record, source_name
+from streams.service.stale_events import StaleEvents
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
 from streams.service.transactions import CommittedWrites, TransactionGone, Transactions
@@ -310,10 +311,13 @@ def register_relationships(
 ) -> OwnerPartitions:
     """Register the relationship agent, the tick timer and the rebalance hooks."""
     partitions = OwnerPartitions(app, topology, settings, metrics)
+    stale_events = StaleEvents(app)
 
     @app.agent(topology.owner_updates, name="relationships", concurrency=1)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
+            if stale_events.stale(event):
+                continue  # fetched before a revocation: re-read from the committed offset, not acked
             started = time.perf_counter()
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
@@ -338,6 +342,10 @@ def register_relationships(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         metrics.rebalances.inc()
+        stale_events.revoked()
         partitions.drop_all()
+        aborted = await partitions.transactions.abort_open()
+        if aborted:
+            log.info("aborted %d open transactions: their work is redone from the committed offsets", aborted)
 
     return partitions

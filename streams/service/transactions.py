@@ -80,6 +80,26 @@ class Transactions:
             raise TransactionGone(transactional_id) from exc
         return delivery
 
+    async def abort_open(self) -> int:
+        """On revocation: abort every open transaction (kept partitions' too); the number aborted.
+
+        A rebalance drops the in-memory state and re-reads every partition from
+        its committed offset, so what the open transactions hold is redone.
+        faust-streaming 0.15.3 leaves the transactions of partitions a worker
+        keeps open across the rebalance: the redone work would join the same
+        transaction as the work it replaces, and the open transaction holds the
+        last stable offset of the changelog back while recovery reads up to it.
+        """
+        if not self.enabled:
+            return 0
+        producer = self._producer()
+        aborted = 0
+        for transactional_id, transaction in list(producer._transaction_producers.items()):
+            if transaction._txn_manager.is_in_transaction():
+                await producer.abort_transaction(transactional_id)
+                aborted += 1
+        return aborted
+
     def _producer(self) -> Any:
         return self.app.producer
 

@@ -96,12 +96,6 @@ def test_exactly_once_survives_sigkill_without_repeated_alerts(
     assert_same_alerts(alerts, want)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known limit (docs/guarantees.md §4): under exactly_once, partitions moving between live workers "
-    "still misplace updates (4 of 4 runs: no alert id twice, but 12 to 106 alerts missing and 8 to 30 not in the "
-    "replay); partitions a worker keeps across a rebalance were seen to reload with no rows",
-)
 def test_exactly_once_workers_join_and_leave_without_repeated_alerts(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],

@@ -526,7 +526,7 @@ def test_a_checkpoint_cut_short_applies_nothing_twice() -> None:
 def test_soak_one_minute_rss_levels_off(tmp_path: Path) -> None:
     summary_path = tmp_path / "soak.json"
     command = [sys.executable, str(REPO / "bench" / "soak.py"), "--minutes", "1", "--rate", "200"]
-    command += ["--sample-seconds", "3", "--json", str(summary_path)]
+    command += ["--sample-seconds", "3", "--json", str(summary_path), "--broker", BROKER]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
     assert summary_path.exists(), f"exit {done.returncode}: {done.stdout[-1000:]} {done.stderr[-2000:]}"
     summary = json.loads(summary_path.read_text())

@@ -111,7 +111,7 @@ def test_a_revocation_takes_back_reported_idleness_until_the_next_assignment() -
     assert idle(rekeyer, consumer) == {SOURCE: False}  # rebalancing: nobody is idle
     assert rekeyer.retract_idle() == {}  # nothing reported idle since
     rekeyer.rebalancing = False
-    assert idle(rekeyer, consumer) == {SOURCE: True}
+    assert idle(rekeyer, FakeConsumer(end_offset=3, committed=3, fetched=3)) == {SOURCE: True}
 
 
 def test_heartbeats_use_the_last_judgement_only_while_nothing_was_read_since() -> None:
@@ -136,3 +136,15 @@ def test_a_heartbeat_overtaken_by_a_revocation_takes_its_idleness_back_again() -
     assert rekeyer.overtaken(markers, before) == {}  # no revocation meanwhile: nothing to take back
     rekeyer.retract_idle()  # while the heartbeat is on its way to the owner partitions
     assert rekeyer.overtaken(markers, before) == {SOURCE: (1_600_000_000_000, False)}
+
+
+def test_a_revocation_forgets_what_was_read_until_it_is_read_again() -> None:
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))  # under exactly_once, sent in a transaction the revocation aborts
+    rekeyer.retract_idle()
+    rekeyer.rebalancing = False  # assigned again: the consumer re-reads from the committed offset 1
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (None, False)}  # no progress claimed
+    assert idle(rekeyer, FakeConsumer(end_offset=3, committed=1, fetched=3)) == {SOURCE: False}
+    queue_batch(rekeyer, range(1, 3))
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (1_600_000_000_000, False)}
+    assert idle(rekeyer, FakeConsumer(end_offset=3, committed=1, fetched=3)) == {SOURCE: True}
