@@ -11,6 +11,7 @@ import faust
 from faust.auth import SASLCredentials, SSLCredentials
 
 from streams.service.changelog_ends import committed_ends
+from streams.service.input_gate import record_seeks, seeked_offsets
 from streams.settings import Settings
 
 __all__ = ["create_app"]
@@ -149,12 +150,15 @@ def _uncommitted_partitions_from_the_beginning() -> None:
 
         async def seek() -> Any:
             committed = await consumer.seek_to_committed()
+            targets = {tp: offset for tp, offset in committed.items() if offset}
             never = [
                 tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")
             ]
             if never:  # `seek`, not `seek_to_beginning`: that leaves no position until the next fetch
                 for tp, offset in (await consumer.beginning_offsets(never)).items():
                     consumer.seek(tp, offset)
+                    targets[tp] = offset
+            record_seeks(seeked_offsets(self.app), targets)  # the ingest's gate opens from these
             return committed
 
         return await self.call_thread(seek)
@@ -199,6 +203,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         autodiscover=False,
     )
+    app.streams_seeked = {}  # type: ignore[attr-defined]  # where the consumer was last seeked (input_gate)
     if settings.exactly_once:
         # Under transactions faust 0.15.3 never records the committed changelog offset
         # (`persist_offset_on_commit` is keyed by changelog partition, `TableManager.on_commit`

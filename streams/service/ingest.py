@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -14,10 +15,11 @@ from faust.types import TP, EventT
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
+from streams.service.input_gate import InputGate, RefetchedEvent, seeked_offsets
 from streams.service.metrics import Metrics
+from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
 from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
-from streams.service.stale_events import StaleEvents
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
@@ -218,7 +220,23 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     input_topics = set(settings.input_topics())
     transactions = Transactions(app, settings.exactly_once)
     owner_topic = topology.owner_updates.get_topic_name()
-    stale_events = StaleEvents(app)
+    gate = InputGate(seeked_offsets(app))
+
+    async def read_missing(missing: dict[tuple[str, int], tuple[int, int]]) -> list[Any]:
+        """Records between a partition's next offset and its first event in the batch, read from the broker."""
+        found: list[Any] = []
+        for (topic, partition), (start, end) in sorted(missing.items()):
+            records = await asyncio.to_thread(read_range, settings, topic, partition, start, end)
+            found += [RefetchedEvent.of(topic, partition, r.offset, r.key, r.value) for r in records]
+            log.warning(
+                "input %s[%d]: offsets %d..%d came before the first record sent; read %d from the broker",
+                topic,
+                partition,
+                start,
+                end - 1,
+                len(records),
+            )
+        return found
 
     async def send_to_every_partition(
         sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
@@ -261,9 +279,12 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         batches = stream.noack_take(settings.ingest_batch_size, within=within)  # type: ignore[attr-defined]
         async for fetched in batches:
             started = time.perf_counter()
-            events = [event for event in fetched if not stale_events.stale(event)]
+            batch = gate.sort(fetched)
+            for event in batch.ack_only:
+                await stream.ack(event)
+            events = await read_missing(batch.missing) + batch.send
             if not events:
-                continue  # fetched before a revocation: re-read from the committed offsets, not acked
+                continue
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
             by_partition, touched = rekeyer.split(events, dead)
             now_ms = int(time.time() * 1000)
@@ -304,7 +325,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             if by_partition and not await send_to_every_partition(touched, by_partition, markers):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             rekeyer.mark_sent(markers)
-            for event in events:
+            gate.sent(events)
+            for event in batch.send:
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
@@ -328,7 +350,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     # so no owner partition lets its watermark run past those records.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        stale_events.revoked()
+        gate.revoked()
         markers = rekeyer.retract_idle()
         if not markers:
             return

@@ -19,7 +19,7 @@ from streams.engine.row import Row
 from streams.kafka_admin import client_options
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
-from streams.service.owner_stream_reader import read_range
+from streams.service.partition_reader import Fetched, read_range
 from streams.service.records import decode_owner_record, source_name
 from streams.service.stale_events import StaleEvents
 from streams.service.state_query import IndexedRows
@@ -126,7 +126,7 @@ class OwnerPartitions:
         )
         return part
 
-    async def read_skipped(self, partition: int, start: int, end: int) -> list[tuple[int, int, bytes]]:
+    async def read_skipped(self, partition: int, start: int, end: int) -> list[Fetched]:
         """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
         topic = self.topology.owner_updates.get_topic_name()
         found = await asyncio.to_thread(read_range, self.settings, topic, partition, start, end)
@@ -181,9 +181,9 @@ class OwnerPartitions:
         missing = part.missing_before(offset)
         if missing is None:
             return
-        for skipped_offset, record_ms, value in await self.read_skipped(part.partition, missing, offset):
-            record = decode_owner_record(value)
-            await self.publish(part, part.handle(record, None, skipped_offset, _now_ms(), record_ms))
+        for skipped in await self.read_skipped(part.partition, missing, offset):
+            record = decode_owner_record(skipped.value or b"")
+            await self.publish(part, part.handle(record, None, skipped.offset, _now_ms(), skipped.timestamp))
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,17 @@ from tests.service.test_faults import (
     assert_same_alerts,
     collegemsg_lines,
     metric,
-    read_alerts,
+    read_committed_alerts,
+    repeated_ids,
     replay_alerts,
     serving,
     wait_for_ids,
     wait_until,
-    workers_join_and_leave,
 )
 
 pytestmark = pytest.mark.broker
 
 EOS = {"processing_guarantee": "exactly_once"}
-
-
-def read_committed_alerts(topic_set: TopicSet) -> list[dict[str, Any]]:
-    """Every committed record of the alert topic (isolation_level=read_committed), decoded."""
-    return read_alerts(topic_set, "read_committed")
-
-
-def repeated_ids(alerts: list[dict[str, Any]]) -> dict[str, int]:
-    """Alert ids published more than once, with their counts."""
-    return {alert_id: n for alert_id, n in Counter(a["alert_id"] for a in alerts).items() if n > 1}
 
 
 @pytest.fixture(scope="module")
@@ -90,20 +79,6 @@ def test_exactly_once_survives_sigkill_without_repeated_alerts(
     assert 0 < len(read_committed_alerts(topic_set)) < len(want), "not killed in the middle of the work"
     worker_factory(topic_set, "after", data_dir=data_dir)
     producer.join()
-    alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
-    repeats = repeated_ids(alerts)
-    assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"
-    assert_same_alerts(alerts, want)
-
-
-def test_exactly_once_workers_join_and_leave_without_repeated_alerts(
-    topic_factory: Callable[..., TopicSet],
-    worker_factory: Callable[..., Worker],
-    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
-) -> None:
-    lines, want = prefix
-    topic_set = topic_factory(6, **FAST, **EOS)
-    workers_join_and_leave(topic_set, worker_factory, lines)
     alerts = wait_for_ids(topic_set, want, read=read_committed_alerts)
     repeats = repeated_ids(alerts)
     assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"

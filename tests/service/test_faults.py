@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import islice
@@ -131,6 +132,26 @@ def wait_for_ids(
     return alerts
 
 
+def read_committed_alerts(topic_set: TopicSet) -> list[dict[str, Any]]:
+    """Every committed record of the alert topic (isolation_level=read_committed), decoded."""
+    return read_alerts(topic_set, "read_committed")
+
+
+def repeated_ids(alerts: list[dict[str, Any]]) -> dict[str, int]:
+    """Alert ids published more than once, with their counts."""
+    return {alert_id: n for alert_id, n in Counter(a["alert_id"] for a in alerts).items() if n > 1}
+
+
+def assert_like_the_replay(topic_set: TopicSet, want: dict[str, dict[str, Any]]) -> None:
+    """Once all are there: the replay's alerts; under exactly_once read committed, and no id twice."""
+    exactly_once = topic_set.settings.exactly_once
+    alerts = wait_for_ids(topic_set, want, read=read_committed_alerts if exactly_once else read_alerts)
+    if exactly_once:
+        repeats = repeated_ids(alerts)
+        assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"
+    assert_same_alerts(alerts, want)
+
+
 def assert_same_alerts(got: list[dict[str, Any]], want: dict[str, dict[str, Any]]) -> None:
     """Deduplicated by id, the published alerts are exactly the replay's."""
     found = by_alert_id(got)
@@ -235,11 +256,21 @@ def prefix() -> tuple[list[bytes], dict[str, dict[str, Any]]]:
     return lines, want
 
 
+@pytest.fixture(params=["at_least_once", "exactly_once"])
+def guarantee(request: pytest.FixtureRequest) -> str:
+    """Each fault test runs under both processing guarantees."""
+    return str(request.param)
+
+
 def serving_worker(
-    topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker], data_dir: Path, name: str
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    data_dir: Path,
+    name: str,
+    guarantee: str,
 ) -> tuple[TopicSet, Worker]:
     """A 3-partition deployment with FAST settings and its first worker, on `data_dir`, serving."""
-    topic_set = topic_factory(3, **FAST)
+    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
     worker = worker_factory(topic_set, name, data_dir=data_dir)
     wait_until(lambda: serving(worker), 60, f"worker {name}'s web port")
     return topic_set, worker
@@ -253,17 +284,18 @@ def test_sigkill_mid_batch_then_restart(
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "first")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "first", guarantee)
     produce_lines(topic_set, lines)
     wait_until(lambda: consumed(worker) > 0, 60, "the worker to start consuming")
     read_so_far = consumed(worker)
     worker.kill()
     assert read_so_far < len(lines), "the worker had read everything: not a mid-batch kill"
     worker_factory(topic_set, "second", data_dir=data_dir)
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
 
 
 def test_sigkill_during_recovery_then_restart(
@@ -271,10 +303,11 @@ def test_sigkill_during_recovery_then_restart(
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set, first = serving_worker(topic_factory, worker_factory, data_dir, "first")
+    topic_set, first = serving_worker(topic_factory, worker_factory, data_dir, "first", guarantee)
     produce_lines(topic_set, lines)
     wait_for_ids(topic_set, dict(list(want.items())[: len(want) // 3]), timeout_s=120)
     first.kill()
@@ -284,7 +317,7 @@ def test_sigkill_during_recovery_then_restart(
     second.kill()
     assert "Worker ready" not in second.log_text(), "killed too late: recovery had finished"
     worker_factory(topic_set, "third", data_dir=data_dir)
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
 
 
 def test_sigkill_during_a_rebalance(
@@ -292,9 +325,10 @@ def test_sigkill_during_a_rebalance(
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(6, **FAST)
+    topic_set = topic_factory(6, **FAST, processing_guarantee=guarantee)
     first = worker_factory(topic_set, "first", data_dir=tmp_path / "first")
     wait_until(lambda: "Worker ready" in first.log_text(), 60, "the first worker to be ready")
     producer = BackgroundProducer(topic_set, lines, chunks=10, pause_s=0.5).start()
@@ -311,7 +345,7 @@ def test_sigkill_during_a_rebalance(
     producer.join()
     assert alive(second)
     worker_factory(topic_set, "first-again", data_dir=tmp_path / "first")
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
 
 
 # --- workers joining and leaving --------------------------------------------------------
@@ -343,11 +377,12 @@ def test_workers_join_and_leave_while_data_flows(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+    guarantee: str,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(6, **FAST)
+    topic_set = topic_factory(6, **FAST, processing_guarantee=guarantee)
     workers_join_and_leave(topic_set, worker_factory, lines)
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
 
 
 # --- the broker goes away ------------------------------------------------------------------
@@ -382,10 +417,11 @@ def test_broker_stopped_and_restarted_mid_stream(
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     broker_outage: Callable[[], float],
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before", guarantee)
     half = len(lines) // 2
     produce_lines(topic_set, lines[:half])
     wait_until(lambda: consumed(worker) >= half, 60, "the first half to be read")
@@ -396,7 +432,7 @@ def test_broker_stopped_and_restarted_mid_stream(
         # restarting it (same data dir) resumes from the committed offsets.
         worker = worker_factory(topic_set, "after", data_dir=data_dir)
     produce_lines(topic_set, lines[half:])
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
     print(f"broker down {down_s:.1f}s; worker survived: {survived}")
 
 
@@ -408,10 +444,11 @@ def test_local_state_deleted_before_restart_recovers_from_the_changelog(
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     tmp_path: Path,
+    guarantee: str,
 ) -> None:
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "before", guarantee)
     half = len(lines) // 2
     produce_lines(topic_set, lines[:half])
     cutoff = orjson.loads(lines[half - 1])["ts"] - 2 * DAY_MS
@@ -424,7 +461,7 @@ def test_local_state_deleted_before_restart_recovers_from_the_changelog(
     shutil.rmtree(data_dir)
     worker = worker_factory(topic_set, "after", data_dir=data_dir)
     produce_lines(topic_set, lines[half:])
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
     assert applied_before > 0
     recovered = re.findall(r"owner partition \d+ ready: (\d+) rows", worker.log_text())
     assert sum(int(n) for n in recovered) > 0, "nothing recovered from the changelog"
@@ -439,6 +476,7 @@ def run_with_a_segment_twice(
     lines: list[bytes],
     start: int,
     end: int,
+    guarantee: str = "at_least_once",
 ) -> None:
     """Produce `lines` with `lines[start:end]` sent again right after itself; compare with the replay of the same."""
     doubled = lines[:end] + lines[start:end] + lines[end:]
@@ -446,11 +484,11 @@ def run_with_a_segment_twice(
     # SPEC §1: a duplicate never changes any state or alert.
     assert summary.applied == len(lines), f"the replay applied {summary.applied - len(lines)} copies again"
     assert summary.duplicates == end - start
-    topic_set = topic_factory(3, **FAST)
+    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
     worker = worker_factory(topic_set)
     wait_until(lambda: serving(worker), 60, "the worker's web port")
     produce_lines(topic_set, doubled)
-    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    assert_like_the_replay(topic_set, want)
     wait_until(
         lambda: metric(worker, "relationships_events_applied_total") >= summary.applied,
         60,
@@ -464,9 +502,10 @@ def test_a_segment_delivered_twice_is_ignored_as_the_replay_ignores_it(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+    guarantee: str,
 ) -> None:
     # A producer retrying a whole batch: 1,000 events (5 h of event time) sent again.
-    run_with_a_segment_twice(topic_factory, worker_factory, prefix[0], 8_000, 9_000)
+    run_with_a_segment_twice(topic_factory, worker_factory, prefix[0], 8_000, 9_000, guarantee)
 
 
 @pytest.mark.xfail(

@@ -1,0 +1,113 @@
+"""Input records go out contiguously from where the consumer was seeked: none fetched before the seek, no gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["InputGate", "RefetchedEvent", "Sorted"]
+
+Key = tuple[str, int]
+
+
+class Sorted(NamedTuple):
+    """A batch sorted by `InputGate.sort`."""
+
+    send: list[Any]
+    """Events to re-key and send, in order."""
+    ack_only: list[Any]
+    """Events below the partition's next offset: sent (or committed) already, acked without sending."""
+    missing: dict[Key, tuple[int, int]]
+    """Per input partition, `(start, end)`: offsets to read from the broker and send before its events."""
+
+
+class _Message(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+class RefetchedEvent(NamedTuple):
+    """A record read straight from the broker, shaped like the parts of a Faust event the ingest reads."""
+
+    message: _Message
+    key: bytes | None
+    value: bytes | None
+
+    @classmethod
+    def of(
+        cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> RefetchedEvent:
+        """The event for record `topic[partition]@offset`."""
+        return cls(_Message(topic, partition, offset), key, value)
+
+
+class InputGate:
+    """Per input partition, the offset to send next, so updates go out contiguously from the committed offset.
+
+    The owner partitions take an input partition's updates to arrive in
+    offset order and recognise re-sent ones by offset, so a gap (records
+    skipped, later ones sent, the skipped ones sent after) loses the skipped
+    records. After a rebalance Faust seeks every partition to its committed
+    offset only once recovery is done; records fetched before that, from the
+    old position, can reach the agent first (faust-streaming 0.15.3 even
+    resumes the flow when a recovery that a newer rebalance overtook
+    completes), and under exactly_once the records before them were aborted.
+    So until the seek nothing passes, then records pass from the seeked
+    offset on: a record below the next offset is a repeat (acked only), one
+    above it means the offsets between are read from the broker first (none
+    may exist: transaction markers, compaction).
+
+    `seeked` is filled by the consumer's seek (`streams.service.app`): the
+    offset each assigned partition was seeked to after the last assignment.
+    """
+
+    def __init__(self, seeked: MutableMapping[Key, int]) -> None:
+        self.seeked = seeked
+        self.next: dict[Key, int] = {}
+        """Per input partition, the offset after the last record sent since the last revocation."""
+
+    def revoked(self) -> None:
+        """Partitions are revoked: wait for the next seek; what was sent since the last commit may be gone."""
+        self.seeked.clear()
+        self.next.clear()
+
+    def sort(self, events: Sequence[Any]) -> Sorted:
+        """Events to send, to ack only, and offsets missing before them; events fetched before the seek are in none."""
+        expected: dict[Key, int] = {}
+        batch = Sorted([], [], {})
+        for event in events:
+            message = event.message
+            key = (message.topic, message.partition)
+            start = expected.get(key)
+            if start is None:
+                start = self.next.get(key, self.seeked.get(key))
+                if start is None:
+                    continue  # fetched before the seek: read again from the committed offset
+                if message.offset > start:
+                    batch.missing[key] = (start, message.offset)
+            if message.offset < start:
+                batch.ack_only.append(event)
+                continue
+            batch.send.append(event)
+            expected[key] = message.offset + 1
+        return batch
+
+    def sent(self, events: Iterable[Any]) -> None:
+        """These events' updates are queued: their partitions go on after them."""
+        for event in events:
+            message = event.message
+            key = (message.topic, message.partition)
+            if message.offset >= self.next.get(key, 0):
+                self.next[key] = message.offset + 1
+
+
+def seeked_offsets(app: Any) -> MutableMapping[Key, int]:
+    """The app's record of where the consumer was last seeked to (`streams_seeked`, set up by `create_app`)."""
+    found: MutableMapping[Key, int] = app.streams_seeked
+    return found
+
+
+def record_seeks(seeked: MutableMapping[Key, int], targets: Mapping[Any, int]) -> None:
+    """Where each topic partition was seeked to (called from the consumer's thread)."""
+    seeked.update({(tp.topic, tp.partition): offset for tp, offset in targets.items()})

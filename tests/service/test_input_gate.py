@@ -1,0 +1,68 @@
+"""The ingest's input gate: nothing before the seek, then records in order from the seeked offset, gaps read first."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from kafka import TopicPartition
+
+from streams.service.input_gate import InputGate, record_seeks
+
+TOPIC = "replies"
+
+
+def event(offset: int, partition: int = 0) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(topic=TOPIC, partition=partition, offset=offset))
+
+
+def offsets(events: list[Any]) -> list[int]:
+    return [e.message.offset for e in events]
+
+
+def seeked_gate(**targets: int) -> InputGate:
+    gate = InputGate({})
+    record_seeks(gate.seeked, {TopicPartition(TOPIC, int(p[1:])): o for p, o in targets.items()})
+    return gate
+
+
+def test_nothing_passes_before_the_seek() -> None:
+    gate = InputGate({})
+    batch = gate.sort([event(300), event(301)])  # fetched from the old position, before the seek
+    assert batch.send == batch.ack_only == []
+    assert batch.missing == {}
+
+
+def test_records_pass_in_order_from_the_seeked_offset() -> None:
+    gate = seeked_gate(p0=100)
+    batch = gate.sort([event(100), event(101), event(102)])
+    assert offsets(batch.send) == [100, 101, 102]
+    assert batch.missing == {}
+    gate.sent(batch.send)
+    assert offsets(gate.sort([event(103)]).send) == [103]
+
+
+def test_a_first_record_past_the_seeked_offset_asks_for_the_offsets_between() -> None:
+    gate = seeked_gate(p0=100)
+    batch = gate.sort([event(246), event(247)])  # fetched before the seek, delivered after it
+    assert offsets(batch.send) == [246, 247]
+    assert batch.missing == {(TOPIC, 0): (100, 246)}
+
+
+def test_records_already_sent_are_acked_only() -> None:
+    gate = seeked_gate(p0=100)
+    gate.sent([event(o) for o in range(100, 250)])  # 100..246 read from the broker, then 247..249
+    batch = gate.sort([event(100), event(101), event(250)])  # the consumer, seeked back to 100
+    assert offsets(batch.ack_only) == [100, 101]
+    assert offsets(batch.send) == [250]
+    assert batch.missing == {}
+
+
+def test_a_revocation_closes_the_gate_until_the_next_seek() -> None:
+    gate = seeked_gate(p0=100, p1=7)
+    gate.sent([event(100), event(101)])
+    gate.revoked()
+    assert gate.sort([event(102), event(7, partition=1)]).send == []
+    record_seeks(gate.seeked, {TopicPartition(TOPIC, 0): 100})  # nothing was committed
+    batch = gate.sort([event(100), event(7, partition=1)])
+    assert offsets(batch.send) == [100]  # partition 1 has not been seeked yet
