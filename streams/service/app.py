@@ -100,6 +100,11 @@ def _report_commits() -> None:
     Producer.commit_transactions = reporting  # type: ignore[method-assign]
 
 
+def _is_changelog(tp: Any) -> bool:
+    """A table's changelog partition (Faust names them `<app>-<table>-changelog`)."""
+    return str(tp.topic).endswith("-changelog")
+
+
 def _high_waters_from_the_broker(settings: Settings) -> None:
     """faust-streaming 0.15.3, exactly_once: table recovery reads the changelog up to a stale high water.
 
@@ -117,9 +122,7 @@ def _high_waters_from_the_broker(settings: Settings) -> None:
 
     async def high_waters_from_the_broker(self: Any, partitions: list[Any]) -> Any:
         stable = await self._ensure_consumer().end_offsets(partitions)
-        changelogs = {
-            (tp.topic, tp.partition): end for tp, end in stable.items() if tp.topic.endswith("-changelog")
-        }
+        changelogs = {(tp.topic, tp.partition): end for tp, end in stable.items() if _is_changelog(tp)}
         if changelogs:
             ends = await asyncio.to_thread(committed_ends, settings, changelogs)
             stable = {tp: ends.get((tp.topic, tp.partition), end) for tp, end in stable.items()}
@@ -151,9 +154,7 @@ def _uncommitted_partitions_from_the_beginning() -> None:
         async def seek() -> Any:
             committed = await consumer.seek_to_committed()
             targets = {tp: offset for tp, offset in committed.items() if offset}
-            never = [
-                tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")
-            ]
+            never = [tp for tp, offset in committed.items() if not offset and not _is_changelog(tp)]
             if never:  # `seek`, not `seek_to_beginning`: that leaves no position until the next fetch
                 for tp, offset in (await consumer.beginning_offsets(never)).items():
                     consumer.seek(tp, offset)

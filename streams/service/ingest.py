@@ -220,7 +220,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     input_topics = set(settings.input_topics())
     transactions = Transactions(app, settings.exactly_once)
     owner_topic = topology.owner_updates.get_topic_name()
-    gate = InputGate(seeked_offsets(app))
+    gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
 
     async def read_missing(missing: dict[tuple[str, int], tuple[int, int]]) -> list[Any]:
         """Records between a partition's next offset and its first event in the batch, read from the broker."""
@@ -325,7 +325,6 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             if by_partition and not await send_to_every_partition(touched, by_partition, markers):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             rekeyer.mark_sent(markers)
-            gate.sent(events)
             for event in batch.send:
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)

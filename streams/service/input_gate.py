@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
+
+from streams.service.records import source_name
 
 __all__ = ["InputGate", "RefetchedEvent", "Sorted"]
 
@@ -60,17 +62,17 @@ class InputGate:
 
     `seeked` is filled by the consumer's seek (`streams.service.app`): the
     offset each assigned partition was seeked to after the last assignment.
+    `queued` is the ingest's own record, by source name, of the offset after
+    the last record queued since the last revocation (`Rekeyer.next_offset`).
     """
 
-    def __init__(self, seeked: MutableMapping[Key, int]) -> None:
+    def __init__(self, seeked: MutableMapping[Key, int], queued: Mapping[str, int]) -> None:
         self.seeked = seeked
-        self.next: dict[Key, int] = {}
-        """Per input partition, the offset after the last record sent since the last revocation."""
+        self.queued = queued
 
     def revoked(self) -> None:
-        """Partitions are revoked: wait for the next seek; what was sent since the last commit may be gone."""
+        """Partitions are revoked: nothing passes until the next seek."""
         self.seeked.clear()
-        self.next.clear()
 
     def sort(self, events: Sequence[Any]) -> Sorted:
         """Events to send, to ack only, and offsets missing before them; events fetched before the seek are in none."""
@@ -81,7 +83,7 @@ class InputGate:
             key = (message.topic, message.partition)
             start = expected.get(key)
             if start is None:
-                start = self.next.get(key, self.seeked.get(key))
+                start = self.queued.get(source_name(*key), self.seeked.get(key))
                 if start is None:
                     continue  # fetched before the seek: read again from the committed offset
                 if message.offset > start:
@@ -92,14 +94,6 @@ class InputGate:
             batch.send.append(event)
             expected[key] = message.offset + 1
         return batch
-
-    def sent(self, events: Iterable[Any]) -> None:
-        """These events' updates are queued: their partitions go on after them."""
-        for event in events:
-            message = event.message
-            key = (message.topic, message.partition)
-            if message.offset >= self.next.get(key, 0):
-                self.next[key] = message.offset + 1
 
 
 def seeked_offsets(app: Any) -> MutableMapping[Key, int]:

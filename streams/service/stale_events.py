@@ -17,9 +17,10 @@ class StaleEvents:
     once the next assignment's recovery is done, but until then records
     fetched from the old positions can still reach an agent: faust-streaming
     0.15.3 resumes the flow when a recovery that a new rebalance overtook
-    completes. Under exactly_once those records would be sent in the next
-    generation's transactions, ahead of the re-read of the records before
-    them; at least once they would be processed twice, out of order.
+    completes. The relationship agent drops such records (its owner
+    partitions read in offset order from `replay_from` in any case). The
+    ingest needs more than this, because records of the *new* generation can
+    come from the old position too: `InputGate`.
     """
 
     def __init__(self, app: faust.App) -> None:

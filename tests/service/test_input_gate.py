@@ -20,14 +20,19 @@ def offsets(events: list[Any]) -> list[int]:
     return [e.message.offset for e in events]
 
 
+def queued(gate: InputGate, offset: int, partition: int = 0) -> None:
+    """What the ingest records once the updates of the records up to `offset` are queued (`Rekeyer.next_offset`)."""
+    gate.queued[f"{TOPIC}:{partition}"] = offset + 1  # type: ignore[index]
+
+
 def seeked_gate(**targets: int) -> InputGate:
-    gate = InputGate({})
+    gate = InputGate({}, {})
     record_seeks(gate.seeked, {TopicPartition(TOPIC, int(p[1:])): o for p, o in targets.items()})
     return gate
 
 
 def test_nothing_passes_before_the_seek() -> None:
-    gate = InputGate({})
+    gate = InputGate({}, {})
     batch = gate.sort([event(300), event(301)])  # fetched from the old position, before the seek
     assert batch.send == batch.ack_only == []
     assert batch.missing == {}
@@ -38,7 +43,7 @@ def test_records_pass_in_order_from_the_seeked_offset() -> None:
     batch = gate.sort([event(100), event(101), event(102)])
     assert offsets(batch.send) == [100, 101, 102]
     assert batch.missing == {}
-    gate.sent(batch.send)
+    queued(gate, 102)
     assert offsets(gate.sort([event(103)]).send) == [103]
 
 
@@ -51,7 +56,7 @@ def test_a_first_record_past_the_seeked_offset_asks_for_the_offsets_between() ->
 
 def test_records_already_sent_are_acked_only() -> None:
     gate = seeked_gate(p0=100)
-    gate.sent([event(o) for o in range(100, 250)])  # 100..246 read from the broker, then 247..249
+    queued(gate, 249)  # 100..246 read from the broker, then 247..249
     batch = gate.sort([event(100), event(101), event(250)])  # the consumer, seeked back to 100
     assert offsets(batch.ack_only) == [100, 101]
     assert offsets(batch.send) == [250]
@@ -60,8 +65,9 @@ def test_records_already_sent_are_acked_only() -> None:
 
 def test_a_revocation_closes_the_gate_until_the_next_seek() -> None:
     gate = seeked_gate(p0=100, p1=7)
-    gate.sent([event(100), event(101)])
+    queued(gate, 101)
     gate.revoked()
+    gate.queued.clear()  # type: ignore[attr-defined]  # the rekeyer forgets what it queued (retract_idle)
     assert gate.sort([event(102), event(7, partition=1)]).send == []
     record_seeks(gate.seeked, {TopicPartition(TOPIC, 0): 100})  # nothing was committed
     batch = gate.sort([event(100), event(7, partition=1)])
