@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="STREAMS_SESSION_TIMEOUT_MS: a worker silent this long leaves the group."
     )
+    shutdown_timeout_ms: int = Field(
+        30_000,
+        ge=1000,
+        description="STREAMS_SHUTDOWN_TIMEOUT_MS: after an agent raised, the worker exits (status 1) at the latest this long after.",
+    )
     log_level: str = Field("info", description="STREAMS_LOG_LEVEL: debug, info, warning or error.")
     broker_security_protocol: str = Field(
         "PLAINTEXT",

@@ -13,6 +13,7 @@ import faust
 from faust.types import TP, EventT
 
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
+from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
 from streams.service.input_gate import InputGate, RefetchedEvent, seeked_offsets
@@ -272,7 +273,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                         return False
         return True
 
-    @app.agent(topology.interactions, name="ingest", concurrency=1)
+    @app.agent(topology.interactions, name="ingest", concurrency=1, supervisor_strategy=CrashingSupervisor)
+    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         # noack_take: the batch is acked below, after its updates are queued; a batch cut
         # short (SIGTERM, a crash) is not acked, so it is read again.

@@ -17,6 +17,7 @@ from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.kafka_admin import client_options
+from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
@@ -313,7 +314,10 @@ def register_relationships(
     partitions = OwnerPartitions(app, topology, settings, metrics)
     stale_events = StaleEvents(app)
 
-    @app.agent(topology.owner_updates, name="relationships", concurrency=1)
+    @app.agent(
+        topology.owner_updates, name="relationships", concurrency=1, supervisor_strategy=CrashingSupervisor
+    )
+    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             if stale_events.stale(event):

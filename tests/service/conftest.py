@@ -86,13 +86,14 @@ class Worker:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=_free_port)
+    module: list[str] = field(default_factory=lambda: ["streams", "worker"])
 
     def start(self) -> Worker:
         """Start the process (stdout/stderr to its log file)."""
         env = {**os.environ, **self.env, "STREAMS_WEB_PORT": str(self.web_port)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"], cwd=REPO, env=env, stdout=log, stderr=log
+                [sys.executable, "-m", *self.module], cwd=REPO, env=env, stdout=log, stderr=log
             )
         return self
 
@@ -123,10 +124,12 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start workers for a topic set; all are stopped at teardown (logs kept under tmp_path)."""
     workers: list[Worker] = []
 
-    def make(topic_set: TopicSet, name: str = "w1", data_dir: Path | None = None) -> Worker:
+    def make(
+        topic_set: TopicSet, name: str = "w1", data_dir: Path | None = None, module: list[str] | None = None
+    ) -> Worker:
         env = dict(topic_set.env)
         env["STREAMS_DATA_DIR"] = str(data_dir or tmp_path / f"data-{name}")
-        worker = Worker(name, env, tmp_path / f"{name}.log").start()
+        worker = Worker(name, env, tmp_path / f"{name}.log", module=module or ["streams", "worker"]).start()
         workers.append(worker)
         return worker
 

@@ -385,6 +385,33 @@ def test_workers_join_and_leave_while_data_flows(
     assert_like_the_replay(topic_set, want)
 
 
+# --- an agent raising -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent", ["ingest", "relationships"])
+def test_an_agent_raising_stops_the_worker_and_a_restart_loses_nothing(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    guarantee: str,
+    agent: str,
+) -> None:
+    # Not restarted inside the process (Faust's default): a fresh process resumes from committed offsets.
+    lines, want = prefix
+    data_dir = tmp_path / "state"
+    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
+    module = ["tests.service.crashing_worker", agent, "10"]
+    crashing = worker_factory(topic_set, "crashing", data_dir, module)
+    produce_lines(topic_set, lines)
+    wait_until(lambda: not alive(crashing), 90, f"the worker to exit after its {agent} agent raised")
+    assert crashing.process is not None
+    assert crashing.process.returncode == 1, crashing.log_text()[-3000:]
+    assert "InjectedFault" in crashing.log_text()
+    worker_factory(topic_set, "restarted", data_dir=data_dir)
+    assert_like_the_replay(topic_set, want)
+
+
 # --- the broker goes away ------------------------------------------------------------------
 
 
