@@ -72,7 +72,7 @@ bench-recovery: install kafka ## recovery after SIGKILL with 1M rows (local Rock
 
 bench: bench-replay bench-rows bench-service bench-latency bench-recovery ## every benchmark (figures and ratios against same-run baselines)
 
-soak: install kafka ## steady load for SOAK_MINUTES (default 30) with RSS sampled; fails if memory keeps growing
+soak: install kafka ## steady load for SOAK_MINUTES (default 30; SOAK_GUARANTEE=exactly_once) with RSS sampled; fails if memory keeps growing
 	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30}
 
 check-rules: ## promtool: check Prometheus config and unit-test the alert rules

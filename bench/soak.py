@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-slope", type=float, default=DEFAULT_MAX_SLOPE_MB_PER_MIN, help="MB/min allowed"
     )
     parser.add_argument("--broker", default=os.environ.get("STREAMS_BROKER", "kafka://127.0.0.1:9092"))
+    parser.add_argument(
+        "--guarantee",
+        choices=["at_least_once", "exactly_once"],
+        default=os.environ.get("SOAK_GUARANTEE", "at_least_once"),
+        help="STREAMS_PROCESSING_GUARANTEE of the worker (at_least_once)",
+    )
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args(argv)
 
@@ -187,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=workdir / "data",
         web_port=port,
         log_level="warning",
+        processing_guarantee=args.guarantee,
     )
     settings = settings_from_env(env)
     create_topics(settings, args.partitions)
@@ -237,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
     summary = summarize(run, args.rate, args.max_slope)
+    summary["guarantee"] = args.guarantee
     summary["worker_log"] = str(log_path)
     print(json.dumps(summary, indent=2))
     if args.json:

@@ -110,21 +110,24 @@ class CommittedWrites:
     A revocation aborts the open transaction; rows it wrote must not stay in
     the local table, which a worker keeping the partition reloads from (Faust
     resumes its recovery where it stopped). Kafka Streams keeps EOS state
-    stores the same way: nothing uncommitted reaches the local store.
+    stores the same way: nothing uncommitted reaches the local store. Only the
+    last value of each key is held: memory is bounded by the rows a
+    transaction touches, not by how often they are checkpointed before it
+    commits.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.pending: dict[str, list[tuple[int, bytes, bytes]]] = {}
+        self.pending: dict[str, dict[tuple[int, bytes], bytes]] = {}
 
     def add(self, transactional_id: str, partition: int, key: bytes, value: bytes) -> None:
-        """A write sent in the transaction."""
-        self.pending.setdefault(transactional_id, []).append((partition, key, value))
+        """A write sent in the transaction (replacing an earlier one of the same key)."""
+        self.pending.setdefault(transactional_id, {})[partition, key] = value
 
     def committed(self, transactional_id: str) -> None:
         """The transaction committed: its writes go to the local table."""
         store = self.table.data
-        for partition, key, value in self.pending.pop(transactional_id, ()):
+        for (partition, key), value in self.pending.pop(transactional_id, {}).items():
             store._db_for_partition(partition)[key] = value
 
     def discard_all(self) -> None:

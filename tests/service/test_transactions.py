@@ -1,0 +1,38 @@
+"""CommittedWrites: exactly_once table writes reach local RocksDB only when their transaction commits."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from streams.service.transactions import CommittedWrites
+
+
+def fake_table(partitions: int) -> tuple[SimpleNamespace, list[dict[bytes, bytes]]]:
+    """A table whose store has one dict per partition database."""
+    databases: list[dict[bytes, bytes]] = [{} for _ in range(partitions)]
+    store = SimpleNamespace(_db_for_partition=lambda partition: databases[partition])
+    return SimpleNamespace(data=store), databases
+
+
+def test_a_commit_writes_the_last_value_of_each_key_and_only_its_own_transactions() -> None:
+    table, databases = fake_table(2)
+    writes = CommittedWrites(table)
+    for checkpoint in range(1_000):  # one row checkpointed over and over before the commit
+        writes.add("app-0-0", 0, b'["ann","bob"]', f"v{checkpoint}".encode())
+    writes.add("app-0-0", 0, b"__resume__", b"r")
+    writes.add("app-0-1", 1, b'["cat","dan"]', b"other")
+    assert len(writes.pending["app-0-0"]) == 2, "held writes must not grow with checkpoints"
+    assert databases == [{}, {}], "nothing reaches the local store before its transaction commits"
+
+    writes.committed("app-0-0")
+    assert databases == [{b'["ann","bob"]': b"v999", b"__resume__": b"r"}, {}]
+    assert list(writes.pending) == ["app-0-1"]
+
+
+def test_writes_of_aborted_transactions_never_reach_the_store() -> None:
+    table, databases = fake_table(1)
+    writes = CommittedWrites(table)
+    writes.add("app-0-0", 0, b'["ann","bob"]', b"v1")
+    writes.discard_all()  # revocation: open transactions aborted
+    writes.committed("app-0-0")
+    assert databases == [{}]
