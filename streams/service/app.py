@@ -52,20 +52,24 @@ def _commit_every_transaction() -> None:
     commit_tps = Consumer._commit_tps
 
     async def ending_every_transaction(self: Any, tps: Any, start_new_transaction: bool) -> bool:
-        offsets = self._filter_committable_offsets(tps)
-        committed = await commit_tps(self, tps, start_new_transaction)
-        if self.in_transaction:
-            producer, prefix = self.transactions.producer, self.app.conf.id
-            ended = {
-                f"{prefix}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}" for tp in offsets
-            }
-            for transactional_id, transaction in list(producer._transaction_producers.items()):
-                if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
-                    async with producer._trn_locks[transactional_id]:
-                        await transaction.commit_transaction()
-                        _on_committed(producer, transactional_id)
-                        if start_new_transaction:
-                            await transaction.begin_transaction()
+        if not self.in_transaction:
+            return bool(await commit_tps(self, tps, start_new_transaction))
+        # Which transactions Faust commits is what `_on_committed` hears during its commit:
+        # asking `_filter_committable_offsets` beforehand would consume the acks it reads.
+        producer = self.transactions.producer
+        ended: set[str] = set()
+        producer.streams_committing = ended
+        try:
+            committed = await commit_tps(self, tps, start_new_transaction)
+        finally:
+            producer.streams_committing = None
+        for transactional_id, transaction in list(producer._transaction_producers.items()):
+            if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
+                async with producer._trn_locks[transactional_id]:
+                    await transaction.commit_transaction()
+                    _on_committed(producer, transactional_id)
+                    if start_new_transaction:
+                        await transaction.begin_transaction()
         return bool(committed)
 
     ending_every_transaction._ends_every_transaction = True  # type: ignore[attr-defined]
@@ -74,6 +78,9 @@ def _commit_every_transaction() -> None:
 
 def _on_committed(producer: Any, transactional_id: str) -> None:
     """Tell the service a transaction committed (`Transactions.on_committed`)."""
+    committing = getattr(producer, "streams_committing", None)
+    if committing is not None:
+        committing.add(transactional_id)
     listener = getattr(producer, "streams_on_committed", None)
     if listener is not None:
         listener(transactional_id)
