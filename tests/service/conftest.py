@@ -22,6 +22,7 @@ from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.settings import Settings, deployment_env, settings_from_env
 
 REPO = Path(__file__).resolve().parents[2]
+WORKER_MODULE = ("streams", "worker")
 BROKER = os.environ.get("STREAMS_BROKER", "kafka://127.0.0.1:9092")
 
 
@@ -86,7 +87,8 @@ class Worker:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=_free_port)
-    module: list[str] = field(default_factory=lambda: ["streams", "worker"])
+    module: tuple[str, ...] = WORKER_MODULE
+    """What `python -m` runs: the worker, or a test's variant of it."""
 
     def start(self) -> Worker:
         """Start the process (stdout/stderr to its log file)."""
@@ -125,11 +127,14 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
     def make(
-        topic_set: TopicSet, name: str = "w1", data_dir: Path | None = None, module: list[str] | None = None
+        topic_set: TopicSet,
+        name: str = "w1",
+        data_dir: Path | None = None,
+        module: tuple[str, ...] = WORKER_MODULE,
     ) -> Worker:
         env = dict(topic_set.env)
         env["STREAMS_DATA_DIR"] = str(data_dir or tmp_path / f"data-{name}")
-        worker = Worker(name, env, tmp_path / f"{name}.log", module=module or ["streams", "worker"]).start()
+        worker = Worker(name, env, tmp_path / f"{name}.log", module=module).start()
         workers.append(worker)
         return worker
 

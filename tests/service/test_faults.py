@@ -29,7 +29,7 @@ from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.service.owner_partition import OwnerPartition
 from streams.service.records import OwnerRecord
 from streams.settings import DAY_MS, Settings
-from tests.service.conftest import BROKER, REPO, TopicSet, Worker, produce_lines
+from tests.service.conftest import BROKER, REPO, WORKER_MODULE, TopicSet, Worker, produce_lines
 
 pytestmark = pytest.mark.broker
 
@@ -268,10 +268,11 @@ def serving_worker(
     data_dir: Path,
     name: str,
     guarantee: str,
+    module: tuple[str, ...] = WORKER_MODULE,
 ) -> tuple[TopicSet, Worker]:
     """A 3-partition deployment with FAST settings and its first worker, on `data_dir`, serving."""
     topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
-    worker = worker_factory(topic_set, name, data_dir=data_dir)
+    worker = worker_factory(topic_set, name, data_dir, module)
     wait_until(lambda: serving(worker), 60, f"worker {name}'s web port")
     return topic_set, worker
 
@@ -409,9 +410,10 @@ def test_an_agent_raising_stops_the_worker_and_a_restart_loses_nothing(
     # Not restarted inside the process (Faust's default): a fresh process resumes from committed offsets.
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
-    module = ["tests.service.crashing_worker", agent, "10"]
-    crashing = worker_factory(topic_set, "crashing", data_dir, module)
+    module = ("tests.service.crashing_worker", agent, "10")
+    topic_set, crashing = serving_worker(
+        topic_factory, worker_factory, data_dir, "crashing", guarantee, module
+    )
     produce_lines(topic_set, lines)
     wait_until(lambda: not alive(crashing), 90, f"the worker to exit after its {agent} agent raised")
     assert crashing.process is not None
