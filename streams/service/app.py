@@ -159,13 +159,15 @@ def _uncommitted_partitions_from_the_beginning() -> None:
         consumer = self._ensure_consumer()
 
         async def seek() -> Any:
-            committed = await consumer.seek_to_committed()
+            # aiokafka's `seek_to_committed` awaits between its seeks, so records fetched from a new
+            # position could reach an agent before the seeks were recorded: look up, then seek and record.
+            committed = {tp: await consumer.committed(tp) for tp in consumer.assignment()}
             targets = {tp: offset for tp, offset in committed.items() if offset}
             never = [tp for tp, offset in committed.items() if not offset and not _is_changelog(tp)]
             if never:  # `seek`, not `seek_to_beginning`: that leaves no position until the next fetch
-                for tp, offset in (await consumer.beginning_offsets(never)).items():
-                    consumer.seek(tp, offset)
-                    targets[tp] = offset
+                targets.update(await consumer.beginning_offsets(never))
+            for tp, offset in targets.items():
+                consumer.seek(tp, offset)
             record_seeks(seeked_offsets(self.app), targets)  # the ingest's gate opens from these
             return committed
 

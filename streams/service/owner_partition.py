@@ -133,10 +133,26 @@ class OwnerPartition(Generic[Handle]):
         """Offset of the last record handled since loading (-1: none yet)."""
         return self._last_offset
 
-    def missing_before(self, offset: int) -> int | None:
-        """The first offset the consumer skipped before `offset`, or None when nothing is missing."""
+    def missing_before(self, offset: int, markers: bool = False, seeked_to: int | None = None) -> int | None:
+        """The first offset the consumer skipped before `offset`, or None when nothing is missing.
+
+        With `markers` (exactly_once) transaction markers leave offsets out of
+        the stream, so past the first record handled a gap counts only when
+        the consumer was seeked into it (`seeked_to` in `(next, offset]`) or
+        where it was seeked is not known yet (None): records fetched before a
+        seek can come first, and the seek then skips the records between.
+        """
         expected = self.next_offset
-        return expected if expected is not None and offset > expected else None
+        if expected is None or offset <= expected:
+            return None
+        if (
+            markers
+            and self._last_offset >= 0
+            and seeked_to is not None
+            and not expected < seeked_to <= offset
+        ):
+            return None
+        return expected
 
     def handle(
         self, record: OwnerRecord, handle: Handle | None, offset: int, now_ms: int, record_ms: int
@@ -199,8 +215,21 @@ class OwnerPartition(Generic[Handle]):
                 received[name] = top[index]
         return fresh
 
+    def replaying(self) -> bool:
+        """Records up to the loaded checkpoint's last one are not all handled again yet."""
+        return self.resume is not None and self._last_offset < self.resume.last_offset
+
     def checkpoint(self) -> Checkpoint[Handle]:
-        """Changed rows, where to resume, and the records that become safe to ack once both are written."""
+        """Changed rows, where to resume, and the records that become safe to ack once both are written.
+
+        While `replaying`, nothing: the loaded checkpoint stands. A new one
+        would say fewer records were handled, and a restart from it would take
+        the held updates of the records between for re-sends of updates
+        received before (by input offset) and drop them.
+        """
+        if self.replaying():
+            assert self.resume is not None
+            return Checkpoint([], self.resume, [])
         rows = self.engine.rows
         changed = [(key, rows[key]) for key in self._dirty]
         for _, row in changed:

@@ -18,6 +18,7 @@ from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.kafka_admin import client_options
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
+from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
@@ -73,6 +74,8 @@ class OwnerPartitions:
         self.unsent_alerts: dict[int, list[Alert]] = {}
         """exactly_once: alerts held until the checkpoint whose transaction carries them."""
         self.committed_writes = CommittedWrites(topology.rows)
+        self.seeked = seeked_offsets(app)
+        """Where the consumer was last seeked to, per topic partition (cleared at revocations)."""
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -142,7 +145,12 @@ class OwnerPartitions:
         return found
 
     def checkpoint_due(self, part: OwnerPartition[EventT[Any]], heartbeat: bool) -> bool:
-        """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending."""
+        """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending.
+
+        Never while the partition re-handles what its loaded checkpoint covered (`OwnerPartition.replaying`).
+        """
+        if part.replaying():
+            return False
         if heartbeat or part.dirty() >= self.settings.checkpoint_max_rows:
             return True
         elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
@@ -174,12 +182,12 @@ class OwnerPartitions:
         """Before the record at `offset`: handle the records the consumer skipped, read from the broker.
 
         Under exactly_once transaction markers leave offsets out of the owner
-        stream, so only the first record after loading is checked (the
-        consumer may have committed past the checkpoint's `replay_from`).
+        stream: past the first record after loading (the consumer may have
+        committed past the checkpoint's `replay_from`), a gap is read only when
+        the consumer's seek lands in it (`OwnerPartition.missing_before`).
         """
-        if self.transactions.enabled and part.last_offset() >= 0:
-            return
-        missing = part.missing_before(offset)
+        seeked_to = self.seeked.get((self.topology.owner_updates.get_topic_name(), part.partition))
+        missing = part.missing_before(offset, self.transactions.enabled, seeked_to)
         if missing is None:
             return
         for skipped in await self.read_skipped(part.partition, missing, offset):

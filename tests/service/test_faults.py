@@ -327,16 +327,7 @@ def test_sigkill_during_a_rebalance(
     prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
     tmp_path: Path,
     guarantee: str,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if guarantee == "exactly_once":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="since exactly_once commits consumer offsets again (02a5ca4), one fresh-clone CI "
-                "run of 2 lost 8 alerts here (missing, none extra); not diagnosed yet",
-            )
-        )
     lines, want = prefix
     topic_set = topic_factory(6, **FAST, processing_guarantee=guarantee)
     first = worker_factory(topic_set, "first", data_dir=tmp_path / "first")

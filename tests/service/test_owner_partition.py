@@ -82,3 +82,46 @@ def test_records_delivered_again_are_acked_in_order_and_not_applied_twice() -> N
     assert part.handled_before == 1
     assert part.checkpoint().acks == ["r0", "r1", "r0-again"]
     assert part.engine.stats.applied == 1
+
+
+def test_a_checkpoint_while_re_handling_what_the_loaded_one_covered_forgets_nothing() -> None:
+    """Reloaded, then checkpointed before reaching the loaded checkpoint's last record, then reloaded again."""
+    settings = Settings(allowed_lateness_ms=0, clock="event")
+    first: OwnerPartition[str] = OwnerPartition(0, settings, {}, [SOURCE])
+    first.handle(batch(T0, "e1", 0), "r0", offset=0, now_ms=0, record_ms=0)
+    first.handle(batch(T0 + 1, "e2", 1), "r1", offset=1, now_ms=0, record_ms=0)  # e1 applied, e2 held
+    first.handle(batch(T0 + 1, "e3", 2), "r2", offset=2, now_ms=0, record_ms=0)  # held
+    saved = first.checkpoint()
+    assert saved.acks == ["r0"]
+    assert (saved.resume.last_offset, saved.resume.replay_from) == (2, 1)
+    rows = dict(saved.rows)
+
+    # The consumer re-delivers from offset 0 (its committed offset lags), then a checkpoint comes due.
+    second: OwnerPartition[str] = OwnerPartition(0, settings, rows, [SOURCE], saved.resume)
+    second.handle(batch(T0, "e1", 0), "r0", offset=0, now_ms=0, record_ms=0)  # acked before
+    assert second.replaying()
+    cut = second.checkpoint()
+    assert cut.resume == saved.resume  # nothing it covered is forgotten
+    assert (cut.rows, cut.acks) == ([], [])
+
+    third: OwnerPartition[str] = OwnerPartition(0, settings, rows, [SOURCE], cut.resume)
+    for offset, record in enumerate([batch(T0 + 1, "e2", 1), batch(T0 + 1, "e3", 2)], start=1):
+        third.handle(record, f"r{offset}", offset=offset, now_ms=0, record_ms=0)
+    assert not third.replaying()
+    third.handle(heartbeat(T0 + 1, idle=True), "r3", offset=3, now_ms=0, record_ms=0)
+    assert third.engine.rows[("ann", "bob")].counts[0] == 3  # e1 before; e2 and e3 now
+    assert third.checkpoint().acks == ["r1", "r2", "r3"]
+
+
+def test_under_exactly_once_a_gap_is_read_only_when_a_seek_may_have_skipped_records() -> None:
+    settings = Settings(allowed_lateness_ms=0, clock="event")
+    part: OwnerPartition[str] = OwnerPartition(0, settings, {}, [SOURCE])
+    part.next_offset = 10  # as loaded from a checkpoint whose replay_from is 10
+    assert part.missing_before(12, markers=True, seeked_to=0) == 10  # first record after loading
+    part.handle(heartbeat(T0), "r10", offset=10, now_ms=0, record_ms=0)
+    assert part.missing_before(13, markers=False, seeked_to=0) == 11  # at least once: every gap
+    assert part.missing_before(13, markers=True, seeked_to=0) is None  # a transaction marker at 11..12
+    assert part.missing_before(13, markers=True, seeked_to=13) == 11  # seeked past 11 and 12
+    assert part.missing_before(13, markers=True, seeked_to=14) is None  # the seek lands later
+    assert part.missing_before(13, markers=True, seeked_to=None) == 11  # where it was seeked is unknown
+    assert part.missing_before(11, markers=True, seeked_to=None) is None  # no gap
