@@ -76,6 +76,8 @@ class OwnerPartitions:
         self.committed_writes = CommittedWrites(topology.rows)
         self.seeked = seeked_offsets(app)
         """Where the consumer was last seeked to, per topic partition (cleared at revocations)."""
+        self.owner_topic = topology.owner_updates.get_topic_name()
+        """Name of the owner-keyed topic this agent reads."""
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -132,8 +134,7 @@ class OwnerPartitions:
 
     async def read_skipped(self, partition: int, start: int, end: int) -> list[Fetched]:
         """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
-        topic = self.topology.owner_updates.get_topic_name()
-        found = await asyncio.to_thread(read_range, self.settings, topic, partition, start, end)
+        found = await asyncio.to_thread(read_range, self.settings, self.owner_topic, partition, start, end)
         self.metrics.refetched.inc(len(found))
         log.warning(
             "owner partition %d: the consumer skipped offsets %d..%d; read %d records from the broker",
@@ -186,7 +187,7 @@ class OwnerPartitions:
         committed past the checkpoint's `replay_from`), a gap is read only when
         the consumer's seek lands in it (`OwnerPartition.missing_before`).
         """
-        seeked_to = self.seeked.get((self.topology.owner_updates.get_topic_name(), part.partition))
+        seeked_to = self.seeked.get((self.owner_topic, part.partition))
         missing = part.missing_before(offset, self.transactions.enabled, seeked_to)
         if missing is None:
             return
@@ -204,7 +205,7 @@ class OwnerPartitions:
         commits this partition's offsets, with Faust's commit of it held off
         until they are all in: a crash aborts all or none of a checkpoint.
         """
-        tid = self.transactions.transactional_id(self.topology.owner_updates.get_topic_name(), part.partition)
+        tid = self.transactions.transactional_id(self.owner_topic, part.partition)
         async with self.transactions.lock(tid):
             if tid is not None and not self.transactions.is_open(tid):
                 return  # revoked: the transaction is gone, the next owner redoes this work
