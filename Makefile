@@ -6,7 +6,7 @@ PYTHON_BIN ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA := ../shared/data/CollegeMsg.txt
+DATA := data/CollegeMsg.txt.gz
 PYTEST_ARGS ?=
 
 .PHONY: help install run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery soak check-rules clean

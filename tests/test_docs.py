@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from streams.settings import Settings
@@ -21,3 +22,17 @@ def test_readme_quick_start_names_make_targets_that_exist() -> None:
     for target in ("run", "test", "test-unit", "lint", "bench", "check-rules", "kafka", "kafka-stop"):
         assert f"make {target}" in readme or f"`{target}`" in readme, target
         assert f"\n{target}:" in makefile, target
+
+
+def test_the_repository_stands_alone() -> None:
+    """The data the tests and demos read is in the repository; no tracked file reaches outside it."""
+    from streams.datasets.collegemsg import COLLEGEMSG, read_rows  # noqa: PLC0415
+
+    assert COLLEGEMSG.is_relative_to(REPO)
+    assert len(read_rows(COLLEGEMSG)) == 59_835
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    outside = "../" + "shared"
+    for name in tracked.stdout.split():
+        path = REPO / name
+        if path.suffix in {".py", ".md", ".toml", ".yml", ".yaml", ".json", ".sh", ".txt", ""} and path.is_file():
+            assert outside not in path.read_text(errors="replace"), name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.datasets.collegemsg import collegemsg_events
+from streams.datasets.collegemsg import COLLEGEMSG, collegemsg_events
 
 __all__ = ["add_parser", "run"]
 
@@ -17,7 +17,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Register the `dataset` sub-command."""
     parser = commands.add_parser("dataset", help="convert a public data set to JSON-lines events")
     parser.add_argument("name", choices=["collegemsg"])
-    parser.add_argument("file", type=Path, help="the data set file (CollegeMsg.txt)")
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        default=COLLEGEMSG,
+        help="the data set file (default: the copy in data/)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="play the file N times, shifted in time")
     parser.set_defaults(run=run)
 

@@ -17,6 +17,7 @@ import orjson
 import pytest
 import yaml
 
+from streams.datasets.collegemsg import COLLEGEMSG as COLLEGEMSG_FIXTURE
 from streams.datasets.collegemsg import collegemsg_events
 from tests.deploy.support import (
     PROMETHEUS,
@@ -30,7 +31,7 @@ from tests.service.conftest import BROKER, TopicSet, Worker, _broker_answers, pr
 
 pytestmark = [pytest.mark.broker, pytest.mark.prometheus]
 
-COLLEGEMSG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "CollegeMsg.txt"
+COLLEGEMSG = COLLEGEMSG_FIXTURE
 EVENTS = 3000
 START_TIMEOUT_S = 30.0
 DATA_TIMEOUT_S = 90.0

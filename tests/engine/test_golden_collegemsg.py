@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from streams.datasets.collegemsg import collegemsg_events
+from streams.datasets.collegemsg import COLLEGEMSG, collegemsg_events
 from streams.engine.alerts import Alert
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary
 from streams.settings import Settings
 from tests.engine.reference import Reference
 from tests.engine.support import DAY, assert_same_alerts, run_replay
 
-DATA = Path(__file__).parents[2] / "../shared/data/CollegeMsg.txt"
 EVENTS = 59_835
 DORMANT = 2_416
 REVIVED = 464
@@ -27,10 +25,7 @@ REVIVED = 464
 
 @pytest.fixture(scope="module")
 def events() -> list[dict[str, Any]]:
-    path = DATA.resolve()
-    if not path.is_file():
-        pytest.fail(f"golden data missing: {path} (CI checks out shared/ beside the clone)")
-    return list(collegemsg_events(path))
+    return list(collegemsg_events(COLLEGEMSG))
 
 
 @pytest.fixture(scope="module")

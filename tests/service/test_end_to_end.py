@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.datasets.collegemsg import COLLEGEMSG as COLLEGEMSG_FIXTURE
 from streams.datasets.collegemsg import collegemsg_events
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.settings import Settings
@@ -27,7 +28,7 @@ from tests.service.conftest import (
 
 pytestmark = pytest.mark.broker
 
-COLLEGEMSG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "CollegeMsg.txt"
+COLLEGEMSG = COLLEGEMSG_FIXTURE
 MAX_RECORD_BYTES = 4096
 
 GARBAGE: list[tuple[bytes, str]] = [

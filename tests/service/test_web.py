@@ -20,6 +20,7 @@ import pytest
 from faust.types import TP
 from jsonschema import Draft7Validator
 
+from streams.datasets.collegemsg import COLLEGEMSG as COLLEGEMSG_FIXTURE
 from streams.datasets.collegemsg import collegemsg_events
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import InvalidEvent, decode_event, row_updates
@@ -43,7 +44,7 @@ from tests.service.conftest import TopicSet, Worker, produce_lines
 pytestmark = pytest.mark.broker
 
 REPO = Path(__file__).resolve().parents[2]
-COLLEGEMSG = REPO.parent / "shared" / "data" / "CollegeMsg.txt"
+COLLEGEMSG = COLLEGEMSG_FIXTURE
 SCHEMA = Draft7Validator(json.loads((REPO / "schemas" / "relationships-response.v1.json").read_text()))
 T0 = 1_600_000_000_000
 WEIGHTS = {"mention": 2.0, "reply": 3.0, "like": 1.0}
