@@ -6,22 +6,29 @@ PYTHON_BIN ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 DATA := data/CollegeMsg.txt.gz
 PYTEST_ARGS ?=
 
-.PHONY: help install run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery soak check-rules clean
+.PHONY: help install install-dev manifests run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery bench-guarantees soak mutation check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml core/pyproject.toml core/Cargo.toml core/Cargo.lock core/streams_core.pyi $(wildcard core/src/*.rs)
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q ./core
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv (Python 3.11) with the pinned dependencies; quick when nothing changed
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install: $(STAMP) ## create .venv (Python 3.11) with the service's pinned runtime dependencies and the compiled core
+install-dev: $(DEV_STAMP) ## install, plus what tests, lint, benchmarks and plots need (the `dev` extra)
 
 kafka: ## start the local Kafka broker (no-op if one answers); returns once it accepts connections
 	bash deploy/kafka/kafka.sh start
@@ -39,41 +46,58 @@ run: install kafka topics ## install, start the broker, create topics, run one w
 	@echo "worker web port: http://$${STREAMS_WEB_HOST:-127.0.0.1}:$${STREAMS_WEB_PORT:-6066}  (metrics: /metrics, health: /healthz /readyz)"
 	$(PY) -m streams worker
 
-test: install ## run the whole suite (unit + real-broker integration; starts the broker if needed)
+test: install-dev ## run the whole suite: test-unit, then the real-broker tests (starts the broker if needed)
+	$(MAKE) test-unit
 	$(MAKE) kafka
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "broker or prometheus" $(PYTEST_ARGS)
 
-test-unit: install ## run the unit tests only (no broker)
-	$(PY) -m pytest -m "not broker and not prometheus" $(PYTEST_ARGS)
+# A test needs the broker exactly when it is marked `broker`: the others run with STREAMS_BROKER at a closed port.
+UNIT_BROKER := kafka://127.0.0.1:1
 
-lint: install ## ruff (lint + format check) and mypy
-	$(PY) -m ruff check streams tests bench
-	$(PY) -m ruff format --check streams tests bench
-	$(PY) -m mypy streams
+test-unit: install-dev ## run every test that needs no broker and no Prometheus server (STREAMS_BROKER: a closed port)
+	STREAMS_BROKER=$(UNIT_BROKER) $(PY) -m pytest -m "not broker and not prometheus" $(PYTEST_ARGS)
 
-format: install ## apply ruff formatting and safe fixes
-	$(PY) -m ruff check --fix streams tests bench
-	$(PY) -m ruff format streams tests bench
+lint: install-dev ## ruff (lint + format check) and mypy
+	$(PY) -m ruff check streams tests bench tools
+	$(PY) -m ruff format --check streams tests bench tools
+	$(PY) -m mypy streams tools
 
-bench-replay: install ## replay events/s vs a bare orjson parse loop, on >= 500k events
+format: install-dev ## apply ruff formatting and safe fixes
+	$(PY) -m ruff check --fix streams tests bench tools
+	$(PY) -m ruff format streams tests bench tools
+
+bench-replay: install-dev ## replay events/s vs a bare orjson parse loop (CollegeMsg x9 and the mention profile)
 	$(PY) -m bench.bench_replay --data $(DATA)
 
-bench-rows: install ## bytes per row, serialised and in memory
+bench-rows: install-dev ## bytes per row (serialised, RocksDB, memory) on CollegeMsg, the mention profile, one-event pairs
 	$(PY) -m bench.bench_row_size --data $(DATA)
 
-bench-service: install kafka ## one and two workers end to end vs a bare aiokafka consumer
+bench-service: install-dev kafka ## workers end to end (to all alerts out) vs a bare aiokafka consumer
 	$(PY) -m bench.bench_service --data $(DATA)
 
-bench-latency: install kafka ## alert latency in live (hybrid) mode, p50/p99
+bench-latency: install-dev kafka ## alert latency in live (hybrid) mode, p50/p99
 	$(PY) -m bench.bench_latency
 
-bench-recovery: install kafka ## recovery after SIGKILL with 1M rows (local RocksDB kept, and lost)
-	$(PY) -m bench.bench_recovery --rows 1000000
+bench-recovery: install-dev kafka ## restart after SIGKILL (local RocksDB kept, and lost): CollegeMsg and ~930k mention rows
+	$(PY) -m bench.bench_recovery --data $(DATA)
 
-bench: bench-replay bench-rows bench-service bench-latency bench-recovery ## every benchmark (figures and ratios against same-run baselines)
+bench-guarantees: install-dev kafka ## the cost of exactly_once: one backlog under each guarantee, median of 3 runs
+	$(PY) -m bench.bench_guarantees --data $(DATA)
 
-soak: install kafka ## steady load for SOAK_MINUTES (default 30; SOAK_GUARANTEE=exactly_once) with RSS sampled; fails if memory keeps growing
+bench: bench-replay bench-rows bench-service bench-latency bench-recovery bench-guarantees ## every benchmark; each writes its section of docs/figures/benchmarks/results.json and redraws the plots
+
+soak: install-dev kafka ## steady load for SOAK_MINUTES (default 30; SOAK_GUARANTEE=exactly_once) with RSS sampled; fails if memory keeps growing
 	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30}
+
+manifests: install-dev ## regenerate deploy/kubernetes/prometheusrule.yaml from deploy/prometheus/rules/
+	$(PY) deploy/kubernetes/prometheusrule.py
+
+mutation: install-dev ## mutation check of streams/engine (mutmut, fast engine tests; docs/testing.md); fails below MUTATION_MIN_SCORE % caught
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children $${MUTATION_JOBS:-2}
+	$(VENV)/bin/mutmut results
+	$(VENV)/bin/mutmut export-cicd-stats
+	$(PY) -m tools.mutation_score --min-score $${MUTATION_MIN_SCORE:-94.2}
 
 check-rules: ## promtool: check Prometheus config and unit-test the alert rules
 	promtool check config deploy/prometheus/prometheus.yml

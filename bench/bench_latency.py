@@ -13,6 +13,7 @@ import orjson
 from kafka import KafkaConsumer
 
 from bench.harness import deployment, free_port, metric, produce, settings_for, start_worker, stop
+from bench.results import Recorder
 from streams.kafka_admin import bootstrap_servers
 
 SILENCE_MS = 8_000
@@ -41,6 +42,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--partitions", type=int, default=6)
     args = parser.parse_args()
+    recorder = Recorder("latency")
     env = deployment(
         args.partitions,
         clock="hybrid",
@@ -86,6 +88,11 @@ def main() -> int:
         )
         deciles = [round(latencies[len(latencies) * q // 10]) for q in range(10)]
         out.write(f"deciles (ms): {deciles}, max {latencies[-1]:.0f}\n")
+        recorder.save({
+            "alerts": len(latencies), "expected_alerts": 2 * args.pairs, "tick_interval_ms": settings.tick_interval_ms,
+            "p50_ms": round(statistics.median(latencies)), "p99_ms": round(p99), "max_ms": round(latencies[-1]),
+            "deciles_ms": deciles,
+        })  # fmt: skip
     return 0 if len(latencies) == 2 * args.pairs else 1
 
 

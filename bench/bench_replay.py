@@ -1,4 +1,4 @@
-"""Replay throughput against a bare orjson parse loop over the same lines (same run, medians)."""
+"""Replay throughput, Python engine and compiled core, against a bare orjson parse loop (same lines, same run, medians)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,17 @@ import argparse
 import gc
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from streams.datasets.collegemsg import collegemsg_events
-from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
+from bench.results import Recorder
+from bench.workloads import collegemsg, mentions
+from streams.replay import REPLAY_DEFAULTS, EngineName, ReplaySummary, replay
 from streams.settings import Settings
-
-
-def write_events(data: Path, repeat: int, out: Path) -> int:
-    """CollegeMsg (SNAP) played `repeat` times with shifted ids and times; returns the line count."""
-    count = 0
-    with out.open("wb") as sink:
-        for event in collegemsg_events(data, repeat=repeat):
-            sink.write(orjson.dumps(event) + b"\n")
-            count += 1
-    return count
 
 
 def bare_parse(lines: list[bytes]) -> int:
@@ -37,11 +28,15 @@ def bare_parse(lines: list[bytes]) -> int:
     return total
 
 
-def run_replay(lines: list[bytes]) -> int:
-    """The engine: validation, row updates, held-back ordering, timers, alerts."""
-    summary = ReplaySummary()
-    alerts = sum(1 for _ in replay(lines, Settings(**REPLAY_DEFAULTS), summary))
-    return alerts + summary.read
+def replay_with(engine_name: EngineName) -> Callable[[list[bytes]], int]:
+    """The replay through one engine: validation, row updates, held-back ordering, timers, alerts."""
+
+    def run(lines: list[bytes]) -> int:
+        summary = ReplaySummary()
+        alerts = sum(1 for _ in replay(lines, Settings(**REPLAY_DEFAULTS), summary, engine_name))
+        return alerts + summary.read
+
+    return run
 
 
 def timed(fn: Callable[[list[bytes]], int], lines: list[bytes], rounds: int) -> list[float]:
@@ -55,25 +50,50 @@ def timed(fn: Callable[[list[bytes]], int], lines: list[bytes], rounds: int) -> 
     return rates
 
 
+def measure(name: str, lines: list[bytes], rounds: int) -> dict[str, Any]:
+    """Median events/s of the bare loop and of the replay through each engine, and their ratios."""
+    parse = timed(bare_parse, lines, rounds)
+    engine = timed(replay_with("python"), lines, rounds)
+    compiled = timed(replay_with("compiled"), lines, rounds)
+    return {
+        "workload": name, "events": len(lines), "rounds": rounds,
+        "bare_parse_eps": round(statistics.median(parse)), "replay_eps": round(statistics.median(engine)),
+        "compiled_eps": round(statistics.median(compiled)),
+        "bare_parse_eps_runs": [round(r) for r in parse], "replay_eps_runs": [round(r) for r in engine],
+        "compiled_eps_runs": [round(r) for r in compiled],
+        "ratio": round(statistics.median(engine) / statistics.median(parse), 4),
+        "compiled_ratio": round(statistics.median(compiled) / statistics.median(parse), 4),
+    }  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt")
-    parser.add_argument("--repeat", type=int, default=9, help="copies of the data set (9 = 538,515 events)")
+    parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt.gz")
+    parser.add_argument("--repeat", type=int, default=9, help="copies of CollegeMsg (9 = 538,515 events)")
+    parser.add_argument(
+        "--mention-events", type=int, default=563_069, help="events of the mention profile (0: skip)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--target", type=float, default=0.25, help="required replay / parse ratio")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "events.jsonl"
-        count = write_events(args.data, args.repeat, path)
-        lines = path.read_bytes().splitlines()
-    parse = statistics.median(timed(bare_parse, lines, args.rounds))
-    engine = statistics.median(timed(run_replay, lines, args.rounds))
-    ratio = engine / parse
+    recorder = Recorder("replay")
+    workloads: dict[str, Callable[[], list[bytes]]] = {
+        f"CollegeMsg x{args.repeat}": lambda: collegemsg(args.data, args.repeat)
+    }
+    if args.mention_events:
+        workloads[f"mentions {args.mention_events:,}"] = lambda: mentions(args.mention_events)
     out = sys.stdout
-    out.write(f"events: {count} (CollegeMsg x{args.repeat}), rounds: {args.rounds}, medians\n")
-    out.write(f"bare orjson parse loop: {parse:>12,.0f} events/s\n")
-    out.write(f"replay (engine):        {engine:>12,.0f} events/s\n")
-    out.write(f"ratio replay/parse:     {ratio:>12.3f}  (target >= {args.target})\n")
+    runs = []
+    for name, make in workloads.items():
+        run = measure(name, make(), args.rounds)
+        runs.append(run)
+        out.write(
+            f"{name}: {run['events']:,} events, {args.rounds} rounds, medians: bare orjson parse loop "
+            f"{run['bare_parse_eps']:,} events/s | replay (python) {run['replay_eps']:,} events/s, "
+            f"ratio {run['ratio']:.4f} | replay (compiled) {run['compiled_eps']:,} events/s, "
+            f"ratio {run['compiled_ratio']:.4f}\n"
+        )
+        out.flush()
+    recorder.save({"runs": runs})
     return 0
 
 

@@ -1,17 +1,22 @@
-"""Bytes per relationship row: serialised (table value, changelog record) and in memory (tracemalloc)."""
+"""Bytes per relationship row on realistic rows: serialised (table value), in RocksDB on disk, and in memory."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import statistics
 import sys
+import tempfile
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import orjson
+from faust.stores.rocksdb import RocksDBOptions
 
-from streams.datasets.collegemsg import collegemsg_events
+from bench.results import Recorder
+from bench.workloads import collegemsg, mentions, one_event_pairs
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import IN, OUT, RowUpdate, decode_event
 from streams.replay import REPLAY_DEFAULTS
@@ -19,11 +24,11 @@ from streams.service.relationships import row_key
 from streams.settings import Settings
 
 
-def load_rows(data: Path) -> RelationshipEngine:
-    """Replay CollegeMsg (SNAP) into an engine and keep its rows."""
+def load_rows(lines: list[bytes]) -> RelationshipEngine:
+    """Apply every event to an engine (both directions, as the service does) and keep its rows."""
     engine = RelationshipEngine(Settings(**REPLAY_DEFAULTS))
-    for number, event in enumerate(collegemsg_events(data), start=1):
-        e = decode_event(orjson.dumps(event))
+    for number, line in enumerate(lines, start=1):
+        e = decode_event(line)
         engine.offer(RowUpdate(e.ts, e.id, e.actor, e.target, OUT, e.type, 0, number))
         engine.offer(RowUpdate(e.ts, e.id, e.target, e.actor, IN, e.type, 0, number))
         engine.advance(e.ts)
@@ -31,29 +36,71 @@ def load_rows(data: Path) -> RelationshipEngine:
     return engine
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt")
-    args = parser.parse_args()
+def rocksdb_bytes(items: list[tuple[bytes, bytes]]) -> int:
+    """Bytes on disk of a RocksDB opened with Faust's options holding `items`, flushed and compacted."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rows.db"
+        db: Any = RocksDBOptions().open(path)
+        for key, value in items:
+            db[key] = value
+        db.flush()
+        db.compact_range(None, None)
+        db.close()
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path)
+    return size
+
+
+def measure(name: str, lines: list[bytes]) -> dict[str, Any]:
+    """Row sizes of the rows `lines` make."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    engine = load_rows(args.data)
+    engine = load_rows(lines)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    rows = engine.rows
-    values = [len(row.to_bytes()) for row in rows.values()]
-    keys = [len(row_key(key)) for key in rows]
+    items = [(row_key(key), row.to_bytes()) for key, row in engine.rows.items()]
+    values = sorted(len(value) for _, value in items)
+    rows = len(items)
+    return {
+        "workload": name,
+        "events": len(lines),
+        "rows": rows,
+        "serialised_median": round(statistics.median(values)),
+        "serialised_mean": round(statistics.mean(values)),
+        "serialised_p99": values[int(rows * 0.99)],
+        "key_median": round(statistics.median(len(key) for key, _ in items)),
+        "rocksdb_bytes_per_row": round(rocksdb_bytes(items) / rows),
+        "in_memory_bytes_per_row": round((after - before) / rows),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt.gz")
+    parser.add_argument("--mention-events", type=int, default=563_069, help="events of the mention profile")
+    parser.add_argument("--pairs", type=int, default=250_000, help="one-event pairs of the old baseline")
+    args = parser.parse_args()
+    recorder = Recorder("rows")
+    workloads: dict[str, Callable[[], list[bytes]]] = {
+        "CollegeMsg": lambda: collegemsg(args.data),
+        "mentions (generated)": lambda: mentions(args.mention_events),
+        "one-event pairs (old baseline)": lambda: one_event_pairs(args.pairs),
+    }
     out = sys.stdout
-    out.write(f"rows: {len(rows)} from {args.data.name}\n")
-    out.write(
-        f"serialised value: median {statistics.median(values):.0f} B, mean {statistics.mean(values):.0f} B, "
-        f"p99 {sorted(values)[int(len(values) * 0.99)]} B; key median {statistics.median(keys):.0f} B\n"
-    )
-    out.write(
-        f"in memory (engine rows, timers, ids; tracemalloc): {(after - before) / len(rows):.0f} B per row\n"
-    )
+    results = []
+    for name, make in workloads.items():
+        result = measure(name, make())
+        results.append(result)
+        out.write(
+            f"{name}: {result['events']:,} events, {result['rows']:,} rows | serialised median "
+            f"{result['serialised_median']} B (mean {result['serialised_mean']}, p99 {result['serialised_p99']}), "
+            f"key {result['key_median']} B | RocksDB on disk {result['rocksdb_bytes_per_row']} B | "
+            f"in memory {result['in_memory_bytes_per_row']} B per row\n"
+        )
+        out.flush()
+    recorder.save({"workloads": results})
     return 0
 
 

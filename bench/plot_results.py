@@ -1,46 +1,116 @@
-"""Draw docs/figures/benchmarks/*.png from the measured results.json beside them."""
+"""Draw docs/figures/benchmarks/benchmarks.png from the measured results.json beside it."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures" / "benchmarks"
+from bench.results import FIGURES, RESULTS
+
+
+def _throughput(ax: Axes, results: dict[str, Any]) -> None:
+    labels, ours, base = [], [], []
+    for run in results.get("replay", {}).get("runs", []):
+        labels.append(f"replay\n{run['workload']}")
+        ours.append(run["replay_eps"])
+        base.append(run["bare_parse_eps"])
+    for run in results.get("service", {}).get("runs", []):
+        labels.append(f"service {run['workers']}w\n{run['workload']}")
+        ours.append(run["service_eps"])
+        base.append(run["bare_consumer_eps"])
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], base, 0.4, label="baseline (bare parse / bare consumer)")
+    ax.bar([i + 0.2 for i in x], ours, 0.4, label="ours")
+    ax.set_yscale("log")
+    ax.set_xticks(list(x), labels, fontsize=6)
+    ax.set_ylabel("events/s (log)")
+    ax.set_title("throughput vs same-run baseline")
+    ax.legend(fontsize=7)
+
+
+def _latency(ax: Axes, results: dict[str, Any]) -> None:
+    latency = results.get("latency")
+    if not latency:
+        ax.set_title("alert latency: not measured")
+        return
+    deciles = latency["deciles_ms"]
+    ax.plot([q * 10 for q in range(len(deciles))], deciles, marker="o")
+    ax.axhline(1000, color="red", linestyle="--", label="target p99 < 1 s")
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("deadline -> alert on topic (ms)")
+    ax.set_title(f"alert latency, hybrid clock (p99 {latency['p99_ms']} ms)")
+    ax.legend(fontsize=7)
+
+
+def _row_bytes(ax: Axes, results: dict[str, Any]) -> None:
+    runs = results.get("rows", {}).get("workloads", [])
+    labels = [run["workload"] for run in runs]
+    x = range(len(labels))
+    series = (("serialised median", "serialised_median"), ("RocksDB on disk", "rocksdb_bytes_per_row"),
+              ("in memory", "in_memory_bytes_per_row"))  # fmt: skip
+    for offset, (name, key) in zip((-0.27, 0, 0.27), series, strict=True):
+        ax.bar([i + offset for i in x], [run[key] for run in runs], 0.27, label=name)
+    ax.axhline(120, color="red", linestyle="--", label="on-disk target 120 B")
+    ax.set_xticks(list(x), labels, fontsize=6)
+    ax.set_ylabel("bytes per row")
+    ax.set_title("row size")
+    ax.legend(fontsize=7)
+
+
+def _recovery(ax: Axes, results: dict[str, Any]) -> None:
+    runs = results.get("recovery", {}).get("runs", [])
+    labels = [f"{run['workload']}\n{run['rows']:,} rows" for run in runs]
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], [run["local_kept_s"] for run in runs], 0.4, label="local RocksDB kept")
+    ax.bar([i + 0.2 for i in x], [run["changelog_only_s"] for run in runs], 0.4, label="data dir lost")
+    ax.set_xticks(list(x), labels, fontsize=6)
+    ax.set_ylabel("s from worker start to rows loaded")
+    ax.set_title("restart after SIGKILL")
+    ax.legend(fontsize=7)
+
+
+def _guarantees(ax: Axes, results: dict[str, Any]) -> None:
+    guarantees = results.get("guarantees")
+    if not guarantees:
+        ax.set_title("exactly_once cost: not measured")
+        return
+    names = ["at_least_once", "exactly_once"]
+    for i, name in enumerate(names):
+        seconds = guarantees[name]["seconds"]
+        ax.scatter([i] * len(seconds), seconds, color="grey", s=12)
+        ax.bar(i, guarantees[name]["median_s"], 0.5, alpha=0.6)
+    ax.set_xticks(range(len(names)), names, fontsize=7)
+    ax.set_ylabel("s from worker start to all alerts out")
+    ax.set_title(f"{guarantees['events']:,} events backlog, median and runs")
+
+
+def draw(results: dict[str, Any]) -> None:
+    """The five panels, one per benchmark family, with the machine and dates in the title."""
+    fig, axes = plt.subplots(1, 5, figsize=(25, 4.8))
+    for panel, ax in zip((_throughput, _latency, _row_bytes, _recovery, _guarantees), axes, strict=True):
+        panel(ax, results)
+    machines = {
+        f"{s['machine']['nproc']} CPUs {s['machine']['cpu_model']}, {s['machine']['memory_gib']} GiB"
+        for s in results.values()
+    }
+    dates = sorted(s["started"][:10] for s in results.values())
+    fig.suptitle(
+        f"{'; '.join(sorted(machines))}; measured {dates[0]}..{dates[-1]}" if dates else "", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(FIGURES / "benchmarks.png", dpi=80)
+    plt.close(fig)
 
 
 def main() -> int:
-    results = json.loads((FIGURES / "results.json").read_text())
-    fig, (rates, latency, profile) = plt.subplots(1, 3, figsize=(15, 4.5))
-    labels = ["replay", *(f"service, {s['workers']} worker(s)" for s in results["service"])]
-    ours = [results["replay"]["replay_eps"], *(s["service_eps"] for s in results["service"])]
-    base = [results["replay"]["bare_parse_eps"], *(s["bare_consumer_eps"] for s in results["service"])]
-    x = range(len(labels))
-    rates.bar([i - 0.2 for i in x], base, 0.4, label="baseline (bare parse / bare consumer)")
-    rates.bar([i + 0.2 for i in x], ours, 0.4, label="ours")
-    rates.set_yscale("log")
-    rates.set_xticks(list(x), labels, fontsize=8)
-    rates.set_ylabel("events/s (log)")
-    rates.set_title("throughput vs same-run baseline")
-    rates.legend(fontsize=8)
-    deciles = results["latency_ms"]["deciles"]
-    latency.plot([q * 10 for q in range(len(deciles))], deciles, marker="o")
-    latency.axhline(1000, color="red", linestyle="--", label="target p99 < 1 s")
-    latency.set_xlabel("percentile")
-    latency.set_ylabel("deadline -> alert on topic (ms)")
-    latency.set_title(f"alert latency, hybrid clock (p99 {results['latency_ms']['p99']} ms)")
-    latency.legend(fontsize=8)
-    shares = results["service_profile_share"]
-    profile.pie(list(shares.values()), labels=list(shares), autopct="%.0f%%", textprops={"fontsize": 8})
-    profile.set_title("one worker's CPU (py-spy)")
-    fig.suptitle(results["machine"], fontsize=9)
-    fig.tight_layout()
-    fig.savefig(FIGURES / "benchmarks.png", dpi=90)
+    draw(json.loads(RESULTS.read_text()))
     return 0
 
 

@@ -8,7 +8,18 @@ import sys
 
 __all__ = ["main"]
 
-COMMANDS = ("replay", "dataset", "topics", "worker", "produce", "alerts", "generate", "backtest")
+COMMANDS = (
+    "replay",
+    "dataset",
+    "topics",
+    "worker",
+    "produce",
+    "alerts",
+    "generate",
+    "backtest",
+    "offsets",
+    "dead-letters",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
+        module_name = f"streams.cli.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"streams.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"streams.cli.{name}":
+            if exc.name != module_name:
                 raise
             continue
         module.add_parser(commands)

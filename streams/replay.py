@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -15,9 +15,11 @@ from streams.engine.engine import RelationshipEngine
 from streams.engine.events import IN, OUT, InvalidEvent, RowUpdate, decode_event
 from streams.settings import Settings
 
-__all__ = ["REPLAY_DEFAULTS", "ReplaySummary", "replay"]
+__all__ = ["ENGINES", "REPLAY_DEFAULTS", "ReplaySummary", "replay"]
 
 REPLAY_DEFAULTS: dict[str, Any] = {"allowed_lateness_ms": 0, "clock": "event"}
+EngineName = Literal["python", "compiled"]
+ENGINES: tuple[EngineName, ...] = ("python", "compiled")
 
 
 @dataclass(slots=True)
@@ -58,14 +60,23 @@ class ReplaySummary:
 
 
 def replay(
-    lines: Iterable[bytes], settings: Settings, summary: ReplaySummary | None = None
+    lines: Iterable[bytes],
+    settings: Settings,
+    summary: ReplaySummary | None = None,
+    engine_name: EngineName = "python",
 ) -> Iterator[Alert]:
     """Yield the alerts of `lines` (one JSON event each) in emission order.
 
     The watermark is the max `ts` seen minus `allowed_lateness_ms`; the wall
     clock is never read for semantics (`clock` is ignored: replay is event time).
+    `engine_name="compiled"` runs the same replay in the compiled core (`core/`).
     """
     summary = summary if summary is not None else ReplaySummary()
+    if engine_name == "compiled":
+        from streams.engine_compiled import replay_compiled  # noqa: PLC0415 - needs the built core
+
+        yield from replay_compiled(lines, settings, summary)
+        return
     engine = RelationshipEngine(settings)
     lateness = settings.allowed_lateness_ms
     max_bytes = settings.max_record_bytes
@@ -85,10 +96,10 @@ def replay(
         max_ts = max(max_ts, ts)
         if actor == target:
             summary.self_interactions += 1
-            continue
-        position = summary.read
-        yield from offer(RowUpdate(ts, event.id, actor, target, OUT, event.type, 0, position))
-        yield from offer(RowUpdate(ts, event.id, target, actor, IN, event.type, 0, position))
+        else:
+            position = summary.read
+            yield from offer(RowUpdate(ts, event.id, actor, target, OUT, event.type, 0, position))
+            yield from offer(RowUpdate(ts, event.id, target, actor, IN, event.type, 0, position))
         if max_ts - lateness > engine.watermark:
             yield from advance(max_ts - lateness)
     yield from advance(max(max_ts, engine.max_ts), inclusive=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DAY_MS", "HOUR_MS", "Settings", "deployment_env", "settings_from_env"]
@@ -16,6 +16,7 @@ DAY_MS = 24 * HOUR_MS
 
 Clock = Literal["event", "hybrid"]
 Guarantee = Literal["at_least_once", "exactly_once"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -146,12 +147,20 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="STREAMS_SESSION_TIMEOUT_MS: a worker silent this long leaves the group."
     )
+    instance_id: str | None = Field(
+        None,
+        description="STREAMS_INSTANCE_ID: static group membership id (Kafka `group.instance.id`), unique per worker and stable across its restarts (the pod name in the StatefulSet); a restart within the session timeout causes no rebalance. Unset: dynamic membership.",
+    )
     shutdown_timeout_ms: int = Field(
         30_000,
         ge=1000,
         description="STREAMS_SHUTDOWN_TIMEOUT_MS: after an agent raised, the worker exits (status 1) at the latest this long after.",
     )
     log_level: str = Field("info", description="STREAMS_LOG_LEVEL: debug, info, warning or error.")
+    log_format: LogFormat = Field(
+        "text",
+        description="STREAMS_LOG_FORMAT: `text` (Faust's format) or `json` (one JSON object per line, Faust's lines too; keys such as topic, partition, offset, reason, owner_partition, guarantee).",
+    )
     broker_security_protocol: str = Field(
         "PLAINTEXT",
         description="STREAMS_BROKER_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
@@ -164,6 +173,35 @@ class Settings(BaseSettings):
         None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD: SASL password (never logged)."
     )
     broker_ssl_cafile: Path | None = Field(None, description="STREAMS_BROKER_SSL_CAFILE: CA bundle for TLS.")
+    web_token: SecretStr | None = Field(
+        None,
+        description="STREAMS_WEB_TOKEN: bearer token that `/relationships/*` requires (`Authorization: Bearer <token>`, else 401); workers send it when they route a query. Unset: state queries are open.",
+    )
+    web_token_file: Path | None = Field(
+        None,
+        description="STREAMS_WEB_TOKEN_FILE: file holding the token instead (a mounted secret; surrounding whitespace ignored). Not together with STREAMS_WEB_TOKEN.",
+    )
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> Settings:
+        if self.web_token is not None and self.web_token_file is not None:
+            raise ValueError("set STREAMS_WEB_TOKEN or STREAMS_WEB_TOKEN_FILE, not both")
+        if self.web_token is not None and not self.web_token.get_secret_value().strip():
+            raise ValueError("STREAMS_WEB_TOKEN is empty")
+        return self
+
+    def resolved_web_token(self) -> str | None:
+        """The state-query token, read from `web_token_file` if that is set; None when queries are open.
+
+        >>> Settings(web_token="s3cret").resolved_web_token()
+        's3cret'
+        """
+        if self.web_token_file is not None:
+            token = self.web_token_file.read_text(encoding="utf-8").strip()
+            if not token:
+                raise ValueError(f"STREAMS_WEB_TOKEN_FILE {self.web_token_file} is empty")
+            return token
+        return None if self.web_token is None else self.web_token.get_secret_value().strip()
 
     def threshold_bounds(self) -> tuple[int, int]:
         """The (min, max) silence clamps, in ms."""

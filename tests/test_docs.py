@@ -34,5 +34,23 @@ def test_the_repository_stands_alone() -> None:
     outside = "../" + "shared"
     for name in tracked.stdout.split():
         path = REPO / name
-        if path.suffix in {".py", ".md", ".toml", ".yml", ".yaml", ".json", ".sh", ".txt", ""} and path.is_file():
+        if (
+            path.suffix in {".py", ".md", ".toml", ".yml", ".yaml", ".json", ".sh", ".txt", ""}
+            and path.is_file()
+        ):
             assert outside not in path.read_text(errors="replace"), name
+
+
+def test_make_run_installs_the_runtime_dependencies_only() -> None:
+    """`make run` needs the service's dependencies; the test tools come with the test targets (`install-dev`)."""
+    makefile = (REPO / "Makefile").read_text()
+    targets = dict(
+        line.split(":", 1) for line in makefile.splitlines() if line and line[0].isalpha() and ":" in line
+    )
+    assert targets["run"].split("##")[0].split() == ["install", "kafka", "topics"]
+    assert targets["install"].split("##")[0].split() == ["$(STAMP)"]
+    runtime_recipe = makefile.split("$(STAMP): ", 1)[1].split("\n\n", 1)[0]
+    assert "pip install -q -e .\n" in runtime_recipe
+    assert "[dev]" not in runtime_recipe
+    for target in ("test", "test-unit", "lint", "bench-replay", "mutation"):
+        assert targets[target].split("##")[0].split()[0] == "install-dev", target

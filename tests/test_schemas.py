@@ -403,6 +403,13 @@ def test_service_dead_letters_validate_and_carry_the_documented_headers() -> Non
             "streams.source.topic",
             "streams.source.partition",
             "streams.source.offset",
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_time",
+            "ce_dataschema",
+            "content-type",
         }
         for name in headers:
             assert f"`{name}`" in description

@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 
 from streams.backtest.grid import DEFAULT_K, DEFAULT_MIN_SILENCE_DAYS, make_grid, parse_numbers
-from streams.backtest.plots import write_figures
 from streams.backtest.report import summary_dict, summary_text
 from streams.backtest.runner import read_lines, run_backtest
 from streams.backtest.truth import load_truth
@@ -75,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
     lines = read_lines(args.file)
     result = run_backtest(lines, points, truth, jobs=args.jobs, path=args.file)
     source = str(args.file)
+    try:  # matplotlib is the `plots` extra: the service itself does not need it
+        from streams.backtest.plots import write_figures  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        sys.stderr.write(
+            f"backtest: {exc.name} is missing: install the plots extra (pip install '.[plots]')\n"
+        )
+        return 2
     figures = write_figures(result, args.out_dir, args.title or args.file.name)
     text = summary_text(result, source)
     summary = summary_dict(result, source, figures)

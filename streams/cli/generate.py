@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from streams.generate import GeneratorConfig, generate
+from streams.generate.mentions import MentionConfig, mention_lines
 from streams.generate.output import Throttle, send_lines, write_lines, write_truth
 from streams.settings import Settings
 
@@ -31,9 +32,24 @@ def _date_ms(text: str) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `generate` sub-command."""
     defaults = GeneratorConfig()
+    mentions = MentionConfig()
     parser = commands.add_parser("generate", help="write a seeded synthetic interaction stream")
-    parser.add_argument("--users", type=int, default=defaults.users, help="number of users [%(default)s]")
-    parser.add_argument("--days", type=int, default=defaults.days, help="days of history [%(default)s]")
+    parser.add_argument(
+        "--profile",
+        choices=("planted", "mentions"),
+        default="planted",
+        help="planted: ties with planted dormancies and their truth; mentions: a heavy-tailed stream "
+        "shaped like public Twitter mention data (Zipf-like users, most pairs seen once) [%(default)s]",
+    )
+    parser.add_argument(
+        "--users", type=int, help=f"number of users [{defaults.users}; mentions: {mentions.users}]"
+    )
+    parser.add_argument(
+        "--days", type=int, help=f"days of history [{defaults.days}; mentions: {mentions.days}]"
+    )
+    parser.add_argument(
+        "--events", type=int, default=mentions.events, help="events (mentions profile only) [%(default)s]"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed [%(default)s]")
     parser.add_argument(
         "--start", type=_date_ms, default=defaults.start_ms, help="first day, UTC [2024-01-01]"
@@ -72,11 +88,29 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
     """The generator config the flags describe."""
-    start = int(time.time()) * 1000 if args.live else args.start
+    defaults = GeneratorConfig()
     return GeneratorConfig(
-        users=args.users, days=args.days, seed=args.seed, start_ms=start, ties_per_user=args.ties_per_user,
+        users=defaults.users if args.users is None else args.users,
+        days=defaults.days if args.days is None else args.days,
+        seed=args.seed, start_ms=_start_ms(args), ties_per_user=args.ties_per_user,
         reciprocal=args.reciprocal, fade=args.fade, revive=args.revive, noise_per_user_day=args.noise,
     )  # fmt: skip
+
+
+def mention_config_from_args(args: argparse.Namespace) -> MentionConfig:
+    """The mention-stream config the flags describe (`--profile mentions`)."""
+    defaults = MentionConfig()
+    return MentionConfig(
+        events=args.events,
+        users=defaults.users if args.users is None else args.users,
+        days=defaults.days if args.days is None else args.days,
+        seed=args.seed,
+        start_ms=_start_ms(args),
+    )
+
+
+def _start_ms(args: argparse.Namespace) -> int:
+    return int(time.time()) * 1000 if args.live else int(args.start)
 
 
 def _send(lines: list[bytes], rate: float) -> int:
@@ -91,8 +125,46 @@ def _send(lines: list[bytes], rate: float) -> int:
         client.close()
 
 
+def _emit(lines: list[bytes], args: argparse.Namespace) -> int:
+    """Send or write the lines as the flags say; return how many."""
+    if args.to_kafka:
+        return _send(lines, args.rate)
+    if args.out is None:
+        count = write_lines(lines, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return count
+    with args.out.open("wb") as out:
+        return write_lines(lines, out)
+
+
+def run_mentions(args: argparse.Namespace) -> int:
+    """`--profile mentions`: generate, write or send the events, and report counts on stderr."""
+    config = mention_config_from_args(args)
+    try:
+        config.validate()
+        if args.truth is not None:
+            raise ValueError("--truth: the mentions profile plants no dormancies")
+    except ValueError as exc:
+        sys.stderr.buffer.write(f"generate: {exc}\n".encode())
+        return 2
+    started = time.perf_counter()
+    lines = mention_lines(config)
+    generated = time.perf_counter() - started
+    count = _emit(lines, args)
+    report: dict[str, Any] = {
+        "events": count,
+        "generate_seconds": round(generated, 3),
+        "events_per_second": round(count / generated) if generated > 0 else None,
+        "config": dataclasses.asdict(config),
+    }
+    sys.stderr.buffer.write(orjson.dumps(report, option=orjson.OPT_APPEND_NEWLINE))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate; write or send the events, write the truth, and report counts on stderr."""
+    if args.profile == "mentions":
+        return run_mentions(args)
     config = config_from_args(args)
     try:
         config.validate()
@@ -102,14 +174,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     stream = generate(config)
     generated = time.perf_counter() - started
-    if args.to_kafka:
-        count = _send(stream.lines, args.rate)
-    elif args.out is None:
-        count = write_lines(stream.lines, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    else:
-        with args.out.open("wb") as out:
-            count = write_lines(stream.lines, out)
+    count = _emit(stream.lines, args)
     if args.truth is not None:
         with args.truth.open("wb") as out:
             write_truth(stream.truth, out)

@@ -9,7 +9,7 @@ from typing import BinaryIO
 import orjson
 
 from streams.cli.options import add_setting_flags, settings_from_args
-from streams.replay import REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
+from streams.replay import ENGINES, REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 
 __all__ = ["add_parser", "run"]
 
@@ -18,6 +18,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Register the `replay` sub-command."""
     parser = commands.add_parser("replay", help="replay a JSON-lines event file offline")
     parser.add_argument("file", help="JSON-lines events, or - for stdin")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="python",
+        help="python (the reference engine, default) or compiled (the Rust core in core/, same output)",
+    )
     add_setting_flags(parser, REPLAY_DEFAULTS)
     parser.set_defaults(run=run)
 
@@ -29,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
     try:
-        for alert in replay(source, settings, summary):
+        for alert in replay(source, settings, summary, args.engine):
             out.write(dump_alert(alert))
     finally:
         if source is not sys.stdin.buffer:

@@ -100,6 +100,11 @@ class RelationshipEngine:
         """Hold `update` until the watermark passes it; apply it at once if it is already late."""
         self.max_ts = max(self.max_ts, update.ts)
         if update.ts < self.watermark:
+            key = (update.owner, update.contact)
+            deadline = self.timers.get(key)
+            if deadline is not None and deadline <= update.ts:  # overdue since a late event: fires first
+                self.timers.discard(key)
+                self._fire(key, deadline)
             self._apply(update, late=True)
             return self._take_alerts()
         heapq.heappush(self.held, update)
@@ -200,8 +205,9 @@ class RelationshipEngine:
 
     def _remember(self, row: Row, event_id: str, ts: int, pos: int) -> None:
         recent = row.recent
-        recent.pop(event_id, None)
-        recent[event_id] = [ts, pos]
+        seen = recent.pop(event_id, None)
+        # of several times an id was applied at, only the latest can still make a duplicate
+        recent[event_id] = [ts if seen is None else max(ts, seen[0]), pos]
         if self._protect_unwritten:
             row.unwritten += 1
         keep = max(REMEMBER_AT_LEAST, row.unwritten)
@@ -230,13 +236,16 @@ class RelationshipEngine:
 
     def _fire_due(self, limit: int) -> None:
         for deadline, key in self.timers.pop_due(limit):
-            row = self.rows[key]
-            row.dormant_since = deadline
-            self._emit("dormant", key, row)
-            self.stats.dormant += 1
-            self.dormant_rows += 1
-            if self._on_row_changed is not None:
-                self._on_row_changed(key, row)
+            self._fire(key, deadline)
+
+    def _fire(self, key: RowKey, deadline: int) -> None:
+        row = self.rows[key]
+        row.dormant_since = deadline
+        self._emit("dormant", key, row)
+        self.stats.dormant += 1
+        self.dormant_rows += 1
+        if self._on_row_changed is not None:
+            self._on_row_changed(key, row)
 
     def _emit(self, kind: str, key: RowKey, row: Row) -> None:
         self._alerts.append(make_alert(kind, key[0], key[1], row, self.rules, self.watermark))

@@ -45,6 +45,7 @@ def stops_the_worker_on_error(
                     type(exc).__name__,
                     EXIT_AGENT_ERROR,
                     grace_s,
+                    extra={"agent": agent.__name__, "error": type(exc).__name__},
                 )
                 timer = threading.Timer(grace_s, force_exit, args=(EXIT_AGENT_ERROR,))
                 timer.daemon = True

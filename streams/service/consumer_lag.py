@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, cast
@@ -174,6 +175,9 @@ class ConsumerLagMonitor:
             gauge.remove(*labels)
         self._series = series
         self.tracker.keep_only(() if recovering else lags)
+        stalled = Counter(stall.topic for stall in self.tracker.stalled())
+        for topic in self.topics:
+            self.metrics.stalled_partitions.labels(topic=topic).set(stalled[topic])
 
 
 def committed_offsets(app: faust.App, tps: Iterable[TP]) -> dict[TP, int | None]:

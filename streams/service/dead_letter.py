@@ -9,6 +9,7 @@ from typing import NamedTuple
 import orjson
 
 from streams.engine.events import InvalidEvent
+from streams.service.cloudevents import dead_letter_headers, event_source
 
 __all__ = ["DeadLetter", "dead_letter"]
 
@@ -18,6 +19,7 @@ SCHEMA_VERSION = 1
 # still points at the whole record).
 KEPT_BYTES = 64 * 1024
 MAX_KEPT_WHOLE = 512 * 1024
+DEFAULT_SOURCE = event_source("relationships")
 
 
 class DeadLetter(NamedTuple):
@@ -28,13 +30,20 @@ class DeadLetter(NamedTuple):
     value: bytes
     """JSON envelope with the reason, the source position and the original bytes (base64)."""
     headers: list[tuple[str, bytes]]
-    """Reason and source position again, as Kafka Connect keeps them."""
+    """Reason and source position again, as Kafka Connect keeps them, then the CloudEvents attributes."""
 
 
 def dead_letter(
-    error: InvalidEvent, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes, now_ms: int
+    error: InvalidEvent,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    raw: bytes,
+    now_ms: int,
+    source: str = DEFAULT_SOURCE,
 ) -> DeadLetter:
-    """Build the dead letter of one rejected input record."""
+    """Build the dead letter of one rejected input record; `source` is the deployment's `ce_source`."""
     envelope = {
         "reason": error.reason.value,
         "field": error.field,
@@ -51,6 +60,7 @@ def dead_letter(
         ("streams.source.topic", topic.encode()),
         ("streams.source.partition", str(partition).encode()),
         ("streams.source.offset", str(offset).encode()),
+        *dead_letter_headers(topic, partition, offset, source, now_ms),
     ]
     if len(raw) > MAX_KEPT_WHOLE:
         envelope["value_truncated"] = True

@@ -14,6 +14,8 @@ from faust.types import TP, EventT
 
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
+from streams.service.app import read_outside_the_stream
+from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
 from streams.service.input_gate import InputGate, RefetchedEvent, seeked_offsets
@@ -219,7 +221,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     rekeyer = Rekeyer(settings, metrics)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.input_topics())
-    transactions = Transactions(app, settings.exactly_once)
+    transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
     owner_topic = topology.owner_updates.get_topic_name()
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
 
@@ -236,6 +238,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 start,
                 end - 1,
                 len(records),
+                extra={"topic": topic, "partition": partition, "offset": start},
             )
         return found
 
@@ -300,6 +303,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     event.key,
                     event.value or b"",
                     now_ms,
+                    event_source(settings.app_id),
                 )
                 tid = transactions.transactional_id(message.topic, message.partition)
                 if tid is None:
@@ -322,6 +326,12 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     message.partition,
                     message.offset,
                     error.reason.value,
+                    extra={
+                        "topic": message.topic,
+                        "partition": message.partition,
+                        "offset": message.offset,
+                        "reason": error.reason.value,
+                    },
                 )
             markers = rekeyer.batch_markers(touched)
             if by_partition and not await send_to_every_partition(touched, by_partition, markers):
@@ -329,6 +339,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             rekeyer.mark_sent(markers)
             for event in batch.send:
                 await stream.ack(event)
+            for (topic, partition), (start, end) in batch.missing.items():
+                await read_outside_the_stream(app, topic, partition, start, end - 1)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     # Judging idleness asks the broker for end offsets (slow, at times ~1 s); heartbeats carry

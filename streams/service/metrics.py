@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from streams import __version__
 from streams.engine.events import INTERACTION_TYPES, Reason
@@ -29,6 +38,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         r = registry
+        # process_* (resident memory, CPU, open fds), python_info and python_gc_*, as on the default registry.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.build_info = Info(f"{PREFIX}_build", "Version of the relationship service.", registry=r)
         self.build_info.info({"version": __version__})
         self.consumed = Counter(
@@ -75,8 +88,12 @@ class Metrics:
         self.alerts = Counter(
             f"{PREFIX}_alerts_published_total", "Alerts published, by kind.", ["kind"], registry=r
         )
-        self.rows = Gauge(
-            f"{PREFIX}_rows", "Relationship rows held by this worker, by status.", ["status"], registry=r
+        self.rows = Gauge(f"{PREFIX}_rows", "Relationship rows held by this worker.", registry=r)
+        self.established_rows = Gauge(
+            f"{PREFIX}_established_rows",
+            "Established rows held by this worker, by status (`active` + `dormant` = all established).",
+            ["status"],
+            registry=r,
         )
         self.timers = Gauge(f"{PREFIX}_timer_index_size", "Rows scheduled in the deadline index.", registry=r)
         self.held = Gauge(
@@ -107,6 +124,17 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.stalled_partitions = Gauge(
+            f"{PREFIX}_stalled_partitions",
+            "Assigned partitions with records waiting whose committed offset has not moved for the stall window, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.send_errors = Counter(
+            f"{PREFIX}_producer_send_errors_total",
+            "Records the producer failed to deliver (alerts, dead letters, owner updates, changelog).",
+            registry=r,
+        )
         self.rebalances = Counter(f"{PREFIX}_rebalances_total", "Partition rebalances seen.", registry=r)
         self.recovered_rows = Counter(
             f"{PREFIX}_recovered_rows_total",
@@ -126,7 +154,7 @@ class Metrics:
             self.invalid.labels(reason=reason.value)
         for kind in ("dormant", "revived"):
             self.alerts.labels(kind=kind)
-        for status in ("active", "dormant", "established"):
-            self.rows.labels(status=status)
+        for status in ("active", "dormant"):
+            self.established_rows.labels(status=status)
         for stage in ("ingest", "relationships"):
             self.processing.labels(stage=stage)

@@ -18,6 +18,7 @@ from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.kafka_admin import client_options
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
+from streams.service.cloudevents import alert_headers, event_source
 from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
@@ -70,7 +71,7 @@ class OwnerPartitions:
         self._lag_series: set[str] = set()
         self.alerts_in_flight: list[Awaitable[Any]] = []
         """Alerts queued but not known to be delivered: a checkpoint waits for them."""
-        self.transactions = Transactions(app, settings.exactly_once)
+        self.transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
         self.unsent_alerts: dict[int, list[Alert]] = {}
         """exactly_once: alerts held until the checkpoint whose transaction carries them."""
         self.committed_writes = CommittedWrites(topology.rows)
@@ -129,6 +130,7 @@ class OwnerPartitions:
             len(rows),
             len(part.engine.timers),
             time.perf_counter() - started,
+            extra={"owner_partition": partition},
         )
         return part
 
@@ -142,6 +144,12 @@ class OwnerPartitions:
             start,
             end - 1,
             len(found),
+            extra={
+                "topic": self.owner_topic,
+                "partition": partition,
+                "offset": start,
+                "owner_partition": partition,
+            },
         )
         return found
 
@@ -169,13 +177,17 @@ class OwnerPartitions:
     async def _send_alerts(self, alerts: list[Alert], tid: str | None) -> list[Awaitable[Any]]:
         """Alerts to the alert topic keyed by owner, in transaction `tid` if any; their delivery futures."""
         topic = self.topology.alerts
+        source = event_source(self.settings.app_id)
         deliveries = []
         for alert in alerts:
             key, value = alert["owner_id"].encode(), orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
+            headers = alert_headers(alert, source)
             if tid is None:
-                deliveries.append(await topic.send(key=key, value=value))
+                deliveries.append(await topic.send(key=key, value=value, headers=headers))
             else:
-                deliveries.append(await self.transactions.send(tid, topic.get_topic_name(), value, key=key))
+                deliveries.append(
+                    await self.transactions.send(tid, topic.get_topic_name(), value, key=key, headers=headers)
+                )
             self.metrics.alerts.labels(kind=alert["kind"]).inc()
         return deliveries
 
@@ -280,7 +292,11 @@ class OwnerPartitions:
     def drop_all(self) -> None:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""
         if self.live:
-            log.info("dropping in-memory state of owner partitions %s", sorted(self.live))
+            log.info(
+                "dropping in-memory state of owner partitions %s",
+                sorted(self.live),
+                extra={"owner_partitions": sorted(self.live)},
+            )
         for part in self.live.values():
             part.revoked = True
         self.live.clear()
@@ -309,9 +325,9 @@ class OwnerPartitions:
             self.metrics.watermark_lag.remove(label)
             self.metrics.event_time_lag.remove(label)
         self._lag_series = gauged
-        self.metrics.rows.labels(status="active").set(rows - dormant)
-        self.metrics.rows.labels(status="dormant").set(dormant)
-        self.metrics.rows.labels(status="established").set(established)
+        self.metrics.rows.set(rows)
+        self.metrics.established_rows.labels(status="active").set(established - dormant)
+        self.metrics.established_rows.labels(status="dormant").set(dormant)
         self.metrics.held.set(held)
         self.metrics.timers.set(timers)
 
@@ -359,6 +375,10 @@ def register_relationships(
         partitions.drop_all()
         aborted = await partitions.transactions.abort_open()
         if aborted:
-            log.info("aborted %d open transactions: their work is redone from the committed offsets", aborted)
+            log.info(
+                "aborted %d open transactions: their work is redone from the committed offsets",
+                aborted,
+                extra={"guarantee": settings.processing_guarantee},
+            )
 
     return partitions

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "SCHEMA_VERSION",
+    "SORTS",
     "BadQuery",
     "IndexedRows",
     "Query",
@@ -27,13 +28,15 @@ __all__ = [
 
 RowKey = tuple[str, str]
 Status = Literal["active", "dormant"]
+Sort = Literal["strength", "last_interaction", "contact"]
 
 SCHEMA_VERSION = 1
 """`schema_version` of schemas/relationships-response.v1.json."""
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STATUSES: tuple[Status, ...] = ("active", "dormant")
-PARAMETERS = frozenset({"status", "limit"})
+SORTS: tuple[Sort, ...] = ("strength", "last_interaction", "contact")
+PARAMETERS = frozenset({"status", "limit", "sort"})
 
 
 class IndexedRows(dict[RowKey, Row]):
@@ -141,13 +144,15 @@ class Query:
     """Only contacts with this status, or all."""
     limit: int = DEFAULT_LIMIT
     """At most this many contacts (1..`MAX_LIMIT`)."""
+    sort: Sort = "strength"
+    """`strength`: dormant first, then the strongest; `last_interaction`: most recent first; `contact`: by id."""
 
 
 def parse_query(owner: str, pairs: Iterable[tuple[str, str]]) -> Query:
     """Validate the owner id and the query string's `(name, value)` pairs, or raise `BadQuery`.
 
     >>> parse_query("ann", [("status", "dormant"), ("limit", "5")])
-    Query(owner='ann', status='dormant', limit=5)
+    Query(owner='ann', status='dormant', limit=5, sort='strength')
     >>> parse_query("ann", [("limit", "0")])
     Traceback (most recent call last):
     ...
@@ -163,7 +168,9 @@ def parse_query(owner: str, pairs: Iterable[tuple[str, str]]) -> Query:
     unknown = sorted(set(params) - PARAMETERS)
     if unknown:
         raise BadQuery(
-            "unknown_parameter", unknown[0], f"unknown query parameter {unknown[0]!r} (known: limit, status)"
+            "unknown_parameter",
+            unknown[0],
+            f"unknown query parameter {unknown[0]!r} (known: limit, sort, status)",
         )
     status = params.get("status")
     if status is not None and status not in STATUSES:
@@ -174,7 +181,12 @@ def parse_query(owner: str, pairs: Iterable[tuple[str, str]]) -> Query:
         if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise BadQuery("invalid_parameter", "limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
-    return Query(owner, status, limit)
+    sort = params.get("sort", "strength")
+    if sort not in SORTS:
+        raise BadQuery(
+            "invalid_parameter", "sort", "sort must be `strength`, `last_interaction` or `contact`"
+        )
+    return Query(owner, status, limit, sort)
 
 
 def as_of_ms(watermark: int, now_ms: int) -> int:
@@ -222,7 +234,8 @@ def relationships_body(
 ) -> dict[str, Any] | None:
     """The response body (schemas/relationships-response.v1.json), or None when the owner has no rows.
 
-    Contacts are ordered by `contact_id` (code points); `total` counts those
+    Contacts are ordered by `query.sort`, ties by `contact_id` (code points),
+    so a truncated answer is always the same prefix; `total` counts those
     matching the status filter, `count` those listed, and `truncated` says
     `total > count`.
     """
@@ -235,7 +248,16 @@ def relationships_body(
             matching.append((contact, row))
     if not known:
         return None
-    matching.sort(key=lambda item: item[0])
+    matching.sort(key=lambda item: item[0])  # stable: ties below stay in contact order
+    if query.sort == "strength":
+        matching.sort(
+            key=lambda item: (
+                item[1].dormant_since is None,
+                -item[1].strength * rules.decay(max(0, as_of - item[1].last_at)),
+            )
+        )
+    elif query.sort == "last_interaction":
+        matching.sort(key=lambda item: -item[1].last_at)
     listed = matching[: query.limit]
     return {
         "owner_id": query.owner,

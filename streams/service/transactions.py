@@ -8,6 +8,9 @@ from typing import Any
 
 import faust
 from aiokafka.errors import IllegalOperation
+from prometheus_client import Counter
+
+from streams.service.send_errors import count_failed_delivery
 
 __all__ = ["CommittedWrites", "TransactionGone", "Transactions"]
 
@@ -28,10 +31,12 @@ class Transactions:
     Everything is a no-op pass-through under at_least_once.
     """
 
-    def __init__(self, app: faust.App, enabled: bool) -> None:
+    def __init__(self, app: faust.App, enabled: bool, send_errors: Counter | None = None) -> None:
         self.app = app
         self.enabled = enabled
         """exactly_once is set."""
+        self.send_errors = send_errors
+        """Counts records sent here that were not delivered (Faust's own sends count in `SendErrorSensor`)."""
 
     def transactional_id(self, consumed_topic: str, partition: int) -> str | None:
         """The transaction committing `consumed_topic[partition]`'s offsets (None without exactly_once)."""
@@ -78,6 +83,8 @@ class Transactions:
             )
         except IllegalOperation as exc:  # its transaction ended: stopping or revoked
             raise TransactionGone(transactional_id) from exc
+        if self.send_errors is not None:
+            count_failed_delivery(self.send_errors, delivery)
         return delivery
 
     async def abort_open(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Mapping
@@ -24,9 +26,11 @@ if TYPE_CHECKING:
     from streams.service.worker import Service
 
 __all__ = [
+    "AUTH_REALM",
     "FORWARDED_HEADER",
     "PROXY_TIMEOUT_S",
     "SERVED_BY_HEADER",
+    "exposure_warning",
     "partition_url",
     "register_web",
 ]
@@ -40,6 +44,39 @@ FORWARDED_HEADER = "X-Relationships-Forwarded-By"
 PROXY_TIMEOUT_S = 10.0
 UNROUTABLE_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104  (compared with, never bound)
 JSON = "application/json"
+AUTH_REALM = 'Bearer realm="relationships"'
+"""`WWW-Authenticate` of a 401: state queries take a bearer token (STREAMS_WEB_TOKEN)."""
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """What to warn about when the web port binds a non-loopback address with no token; None when safe.
+
+    >>> exposure_warning("127.0.0.1", None) is None, exposure_warning("0.0.0.0", "s3cret") is None
+    (True, True)
+    """
+    if token is not None or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:  # a host name: it may resolve anywhere
+        pass
+    return (
+        f"the web port binds {host}, not a loopback address, and STREAMS_WEB_TOKEN is not set: "
+        "anyone who can reach it can read every person's relationships at /relationships/{owner}"
+    )
+
+
+def authorised(authorization: str | None, expected: bytes | None) -> bool:
+    """The request's `Authorization` header carries the token (compared in constant time); True with no token.
+
+    >>> expected = b"Bearer s3cret"
+    >>> authorised("Bearer s3cret", expected), authorised("Bearer s3cre", expected), authorised(None, expected)
+    (True, False, False)
+    """
+    if expected is None:
+        return True
+    return hmac.compare_digest((authorization or "").encode(), expected)
 
 
 def partition_url(app: faust.App, topic: str, partition: int) -> str | None:
@@ -69,6 +106,11 @@ def register_web(service: Service) -> None:
     settings = service.settings
     owner_topic = service.topology.owner_updates.get_topic_name()
     service.metrics.initialise_label_sets(settings.input_topics())
+    token = settings.resolved_web_token()
+    expected_authorization = None if token is None else f"Bearer {token}".encode()
+    warning = exposure_warning(settings.web_host, token)
+    if warning is not None:
+        log.warning("%s", warning)
 
     def self_url() -> str:
         return str(app.conf.canonical_url)
@@ -93,6 +135,12 @@ def register_web(service: Service) -> None:
     @app.page("/relationships/{owner}")
     class RelationshipsView(View):
         async def get(self, request: Request, owner: str) -> Response:
+            if not authorised(request.headers.get("Authorization"), expected_authorization):
+                body = {
+                    "error": "unauthorized",
+                    "message": "state queries need `Authorization: Bearer <token>`",
+                }
+                return _json(self, body, 401, {"WWW-Authenticate": AUTH_REALM})
             try:
                 query = parse_query(owner, request.query.items())
             except BadQuery as exc:
@@ -153,18 +201,21 @@ def register_web(service: Service) -> None:
             target = URL(url).join(URL(request.url.raw_path_qs, encoded=True))
             session = app.http_client
             log.debug("forwarding query for owner partition %d to %s", partition, url)
+            headers = {FORWARDED_HEADER: self_url(), "Accept": JSON}
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}"
             try:
                 async with session.get(
                     target,
-                    headers={FORWARDED_HEADER: self_url(), "Accept": JSON},
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT_S),
                 ) as response:
                     body = await response.read()
-                    headers = {SERVED_BY_HEADER: response.headers.get(SERVED_BY_HEADER, url)}
+                    answered = {SERVED_BY_HEADER: response.headers.get(SERVED_BY_HEADER, url)}
                     if "Retry-After" in response.headers:
-                        headers["Retry-After"] = response.headers["Retry-After"]
+                        answered["Retry-After"] = response.headers["Retry-After"]
                     return self.bytes(
-                        body, content_type=response.content_type, status=response.status, headers=headers
+                        body, content_type=response.content_type, status=response.status, headers=answered
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning(

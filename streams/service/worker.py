@@ -10,8 +10,10 @@ from prometheus_client import CollectorRegistry
 from streams.service.app import create_app
 from streams.service.consumer_lag import ConsumerLagMonitor, register_consumer_lag
 from streams.service.ingest import register_ingest
+from streams.service.logs import setup_logging
 from streams.service.metrics import Metrics
 from streams.service.relationships import OwnerPartitions, register_relationships
+from streams.service.send_errors import SendErrorSensor
 from streams.service.topology import Topology, declare_topology
 from streams.settings import Settings
 
@@ -26,6 +28,7 @@ class Service:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.app: faust.App = create_app(settings)
+        self.app.sensors.add(SendErrorSensor(self.metrics.send_errors))
         self.topology: Topology = declare_topology(self.app, settings)
         register_ingest(self.app, self.topology, settings, self.metrics)
         self.owner_partitions: OwnerPartitions = register_relationships(
@@ -47,8 +50,11 @@ def build_service(settings: Settings) -> Service:
 
 def run_worker(settings: Settings) -> None:
     """Run a worker in the foreground until SIGINT/SIGTERM."""
+    logging_config = setup_logging(settings)
     service = build_service(settings)
-    worker = faust.Worker(service.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust.Worker(
+        service.app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logging_config
+    )
     # Faust warns on every full producer buffer, which is routine under load.
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     logging.getLogger("kafka").setLevel(logging.WARNING)

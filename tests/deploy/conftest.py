@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# Topic sets and worker processes on the real broker, for tests that scrape a running worker.
-from tests.service.conftest import topic_factory, worker_factory
+# The broker check of tests marked `broker`; topic sets and worker processes on the real broker, for tests
+# that scrape a running worker.
+from tests.service.conftest import broker, topic_factory, worker_factory
 
-__all__ = ["topic_factory", "worker_factory"]
+__all__ = ["broker", "topic_factory", "worker_factory"]

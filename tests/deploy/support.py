@@ -22,6 +22,7 @@ __all__ = [
     "COMPOSE",
     "CONTAINERFILE",
     "DASHBOARD",
+    "DASHBOARD_VARIABLES",
     "DEPLOY",
     "ENV_FILE",
     "KUBERNETES",
@@ -51,6 +52,7 @@ __all__ = [
     "setting_names",
     "settings_from",
     "settings_variables",
+    "substitute",
     "unit_values",
     "yaml_files",
 ]
@@ -74,9 +76,9 @@ SYSTEMD_UNIT = DEPLOY / "systemd" / "relationships-worker.service"
 ENV_FILE = DEPLOY / "systemd" / "relationships.env"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 
-# A metric name of the service: `relationships_` + snake case, not part of a longer
+# A metric name of the service: `relationships_` or `process_` + snake case, not part of a longer
 # name or of a recording rule name (`relationships:events_consumed:rate1m`).
-_METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])relationships_[a-z0-9_]+")
+_METRIC_NAME = re.compile(r"(?<![A-Za-z0-9_:])(?:relationships|process)_[a-z0-9_]+")
 # A settings variable: STREAMS_WORD(_WORD)*, so `STREAMS_` alone (in prose) is not one.
 _SETTING_NAME = re.compile(r"(?<![A-Za-z0-9_])STREAMS_[A-Z0-9]+(?:_[A-Z0-9]+)*")
 # Sample names prometheus_client exposes per family type (family name + suffix).
@@ -107,10 +109,13 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def kubernetes_objects() -> list[dict[str, Any]]:
-    """Every object of every manifest in deploy/kubernetes/."""
+def kubernetes_objects(optional: bool = False) -> list[dict[str, Any]]:
+    """Every object of every manifest in deploy/kubernetes/ (with `optional`, of optional/ too)."""
     found: list[dict[str, Any]] = []
-    for path in sorted(KUBERNETES.glob("*.yaml")):
+    paths = sorted(KUBERNETES.glob("*.yaml")) + (
+        sorted(KUBERNETES.glob("optional/*.yaml")) if optional else []
+    )
+    for path in paths:
         found += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
     return found
 
@@ -170,9 +175,26 @@ def dashboard_panels(dashboard: Mapping[str, Any] | None = None) -> list[dict[st
     return found
 
 
-def dashboard_targets() -> list[tuple[str, str]]:
-    """(panel title, expr) of every query of the dashboard."""
-    return [(panel["title"], target["expr"]) for panel in dashboard_panels() for target in panel["targets"]]
+DASHBOARD_VARIABLES = {"job": "relationships", "instance": ".*"}
+"""What the dashboard's `$job` and `$instance` stand for when its queries are evaluated outside Grafana."""
+
+
+def substitute(expr: str, variables: Mapping[str, str]) -> str:
+    """`expr` with Grafana's `$name` / `${name}` variables replaced by `variables` (unknown ones are an error)."""
+
+    def value(match: re.Match[str]) -> str:
+        return variables[match.group(1) or match.group(2)]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+
+
+def dashboard_targets(variables: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(panel title, expr) of every query of the dashboard; with `variables`, Grafana's variables replaced."""
+    return [
+        (panel["title"], substitute(target["expr"], variables) if variables else target["expr"])
+        for panel in dashboard_panels()
+        for target in panel["targets"]
+    ]
 
 
 def provisioned_datasource_uids() -> set[str]:

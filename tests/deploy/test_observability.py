@@ -17,6 +17,7 @@ from streams.service.metrics import Metrics
 from streams.settings import Settings
 from tests.deploy.support import (
     DASHBOARD,
+    DASHBOARD_VARIABLES,
     PROMETHEUS_CONFIGS,
     REPO,
     RULE_FILES,
@@ -42,6 +43,8 @@ ALERTS = {
     "RelationshipsWatermarkStuck",
     "RelationshipsDeadLetterRate",
     "RelationshipsNoEvents",
+    "RelationshipsPartitionStalled",
+    "RelationshipsProducerSendErrors",
 }
 
 
@@ -113,7 +116,8 @@ def test_every_metric_family_is_on_the_dashboard() -> None:
     missing = [
         family.name
         for family in registry.collect()
-        if not any(name == family.name or name.startswith(f"{family.name}_") for name in used)
+        if family.name.startswith("relationships_")
+        and not any(name == family.name or name.startswith(f"{family.name}_") for name in used)
     ]
     assert not missing, f"metrics without a dashboard panel: {missing}"
 
@@ -132,15 +136,35 @@ def test_provisioned_datasource_uid() -> None:
     assert provisioned_datasource_uids() == {DATASOURCE_UID}
 
 
-def test_every_panel_queries_a_provisioned_datasource() -> None:
-    uids = provisioned_datasource_uids()
+def _variables() -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in _dashboard()["templating"]["list"]}
+
+
+def test_the_dashboard_has_datasource_job_and_instance_variables() -> None:
+    variables = _variables()
+    assert set(variables) == {"datasource", "job", "instance"}
+    datasource = variables["datasource"]
+    assert (datasource["type"], datasource["query"]) == ("datasource", "prometheus")
+    assert datasource["current"]["value"] in provisioned_datasource_uids()
+    job, instance = variables["job"], variables["instance"]
+    assert job["definition"] == "label_values(relationships_build_info, job)"
+    assert job["current"]["value"] == JOB
+    assert instance["definition"] == 'label_values(relationships_build_info{job="$job"}, instance)'
+    assert instance["includeAll"]
+    assert instance["multi"]
+    assert instance["allValue"] == ".*"
+    for variable in (job, instance):
+        assert variable["datasource"]["uid"] == "${datasource}"
+
+
+def test_every_panel_queries_the_datasource_variable() -> None:
     panels = dashboard_panels()
     assert len(panels) >= 10
     for panel in panels:
-        assert panel["datasource"]["uid"] in uids, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         assert panel["targets"], f"panel {panel['title']!r} has no query"
         for target in panel["targets"]:
-            assert target.get("datasource", panel["datasource"])["uid"] in uids, panel["title"]
+            assert target.get("datasource", panel["datasource"]) == panel["datasource"], panel["title"]
 
 
 def test_panel_ids_and_ref_ids_are_unique() -> None:
@@ -153,14 +177,29 @@ def test_panel_ids_and_ref_ids_are_unique() -> None:
         assert len(refs) == len(set(refs)), panel["title"]
 
 
-def test_dashboard_exprs_use_no_grafana_variables() -> None:
-    """Fixed windows only, so that Prometheus can evaluate every query as written."""
+# A metric selector of a query: a metric name, then its label matchers if any.
+_SELECTOR = re.compile(r"(?<![A-Za-z0-9_:])((?:relationships|process)_[a-z0-9_]+)(\{[^}]*\})?")
+
+
+def test_every_dashboard_selector_is_filtered_by_job_and_instance() -> None:
+    """Only `$job` and `$instance` appear, and each selector carries both, so the pickers filter every panel."""
     for title, expr in dashboard_targets():
-        assert "$" not in expr, f"panel {title!r}: {expr}"
+        assert set(re.findall(r"\$(\w+)", expr)) == {"job", "instance"}, f"panel {title!r}: {expr}"
+        for name, matchers in _SELECTOR.findall(expr):
+            assert 'job="$job"' in matchers, f"{title!r}: {name}"
+            assert 'instance=~"$instance"' in matchers, f"{title!r}: {name}"
+
+
+def test_the_variables_substitute_to_plain_promql() -> None:
+    for (_, raw), (_, expr) in zip(dashboard_targets(), dashboard_targets(DASHBOARD_VARIABLES), strict=True):
+        assert "$" not in expr
+        assert 'job="relationships"' in expr, raw
+        assert 'instance=~".*"' in expr, raw
 
 
 def test_dashboard_covers_the_required_views() -> None:
-    exprs = "\n".join(expr for _, expr in dashboard_targets())
+    selector = re.escape('{job="relationships", instance=~".*"}')
+    exprs = "\n".join(re.sub(selector, "", expr) for _, expr in dashboard_targets(DASHBOARD_VARIABLES))
     for needle in (
         "sum by (topic, type) (rate(relationships_events_consumed_total[1m]))",
         "relationships_events_applied_total",
@@ -182,6 +221,10 @@ def test_dashboard_covers_the_required_views() -> None:
         "relationships_late_events_total",
         "relationships_self_interactions_total",
         "relationships_build_info",
+        "relationships_established_rows",
+        "relationships_stalled_partitions",
+        "relationships_producer_send_errors_total",
+        "process_resident_memory_bytes",
     ):
         assert needle in exprs, needle
 
@@ -229,7 +272,7 @@ def test_alert_has_for_severity_and_annotations(rule: dict[str, Any]) -> None:
     annotations = rule["annotations"]
     assert annotations["summary"].strip()
     assert annotations["description"].strip()
-    page, _, anchor = annotations["runbook"].partition("#")
+    page, _, anchor = annotations["runbook_url"].partition("#")
     assert (REPO / page).resolve() == RUNBOOK.resolve()
     assert anchor in _runbook_anchors(), f"no section #{anchor} in {RUNBOOK.name}"
 
@@ -259,7 +302,7 @@ def test_firing_cases_match_labels_and_annotations() -> None:
             for case in test.get("alert_rule_test", []):
                 for alert in case.get("exp_alerts") or []:
                     assert alert["exp_labels"]["severity"] in SEVERITIES, test["name"]
-                    assert {"summary", "description", "runbook"} <= set(alert["exp_annotations"])
+                    assert {"summary", "description", "runbook_url"} <= set(alert["exp_annotations"])
 
 
 # --- promtool ---
@@ -317,8 +360,8 @@ def test_promtool_test_rules_can_fail(tmp_path: Path) -> None:
 
 
 def test_promtool_parses_every_dashboard_expr(tmp_path: Path) -> None:
-    """Each dashboard query, as a recording rule, passes `promtool check rules` (PromQL syntax)."""
-    targets = dashboard_targets()
+    """Each dashboard query, variables substituted, as a recording rule passes `promtool check rules`."""
+    targets = dashboard_targets(DASHBOARD_VARIABLES)
     rules = [
         {"record": f"dashboard:expr_{index}:check", "expr": expr} for index, (_, expr) in enumerate(targets)
     ]
@@ -335,7 +378,7 @@ def test_promtool_check_metrics_accepts_the_exposition() -> None:
     metrics.consumed.labels(topic="interactions.likes", type="like").inc()
     metrics.invalid.labels(reason="not_json").inc()
     metrics.alerts.labels(kind="dormant").inc()
-    metrics.rows.labels(status="active").set(1)
+    metrics.rows.set(1)
     metrics.watermark_lag.labels(partition="0").set(60)
     metrics.event_time_lag.labels(partition="0").set(60)
     metrics.processing.labels(stage="ingest").observe(0.01)

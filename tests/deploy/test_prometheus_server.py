@@ -20,6 +20,7 @@ import yaml
 from streams.datasets.collegemsg import COLLEGEMSG as COLLEGEMSG_FIXTURE
 from streams.datasets.collegemsg import collegemsg_events
 from tests.deploy.support import (
+    DASHBOARD_VARIABLES,
     PROMETHEUS,
     RULE_FILES,
     dashboard_targets,
@@ -149,7 +150,11 @@ def missing_data(base: str) -> list[str]:
     An alert expression is empty while all is well, so for those each
     `relationships_*` metric it reads must have series instead.
     """
-    missing = [f"panel {title!r}: {expr}" for title, expr in dashboard_targets() if not query(base, expr)]
+    missing = [
+        f"panel {title!r}: {expr}"
+        for title, expr in dashboard_targets(DASHBOARD_VARIABLES)
+        if not query(base, expr)
+    ]
     for path in RULE_FILES:
         for group in load_yaml(path)["groups"]:
             for rule in group["rules"]:

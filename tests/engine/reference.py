@@ -1,37 +1,69 @@
-"""A slow, self-contained reference of SPEC §2-3 (no engine code): the oracle of the golden and property tests."""
+"""A slow, self-contained reference of the contract (docs/semantics.md §1-5, §8; no engine code): the oracle."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.settings import Settings
 
-__all__ = ["Reference"]
+__all__ = ["Reference", "ReferenceReplay"]
 
 TYPES = ("mention", "reply", "like")
 OUT, IN = "out", "in"
-
-
-# --- the reference: SPEC §2-3 written out plainly, per row, no engine code ------------
+RowKey = tuple[str, str]
 
 
 class ReferenceRow:
     """Everything a row has applied, kept in full; derived values are recomputed on demand."""
 
     def __init__(self) -> None:
-        self.applied: list[tuple[int, str, str]] = []  # (ts, direction, type)
-        self.ids: defaultdict[str, list[int]] = defaultdict(list)
+        self.applied: list[tuple[int, str, str]] = []  # (ts, direction, type), in application order
+        self.ids: dict[str, list[int]] = {}  # id -> every event time it was applied at
         self.touch_starts: list[int] = []
+        self.last_at: int | None = None
         self.dormant_since: int | None = None
 
 
+@dataclass
+class ReferenceReplay:
+    """What a replay of the events must give: its alerts (emission order per row) and its counters."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    self_interactions: int = 0
+
+
 class Reference:
-    """The SPEC reference loop for in-order input: no watermark, no held events, no late events."""
+    """The contract run literally over valid events in arrival order, as `python -m streams replay` reads them.
+
+    - The watermark is the largest `ts` read so far (self-interactions and
+      duplicates included) minus `allowed_lateness`; it moves after each event.
+    - An update at or above the watermark is held; when the watermark moves,
+      held updates with `ts < watermark` are applied in `(ts, id)` order, each
+      after firing every row whose `deadline <= ts`, then rows with
+      `deadline <= watermark` fire.
+    - An update below the watermark on arrival is late: applied at once, after
+      its own row fires if that row's `deadline <= ts` (rule 1 of §5 for the row
+      the event lands on; the watermark has not moved, so no other row is
+      touched, and the result cannot depend on how rows are partitioned).
+    - A duplicate is judged when its update is applied: the row has applied the
+      same id at some `ts_then` with `|ts - ts_then| < window` and
+      `last_at - ts_then < window`. Every applied id is kept: the contract lets
+      a row forget only ids older than `last_at - window`, which can no longer match.
+    - End of input: the watermark becomes the largest `ts` read, inclusive.
+
+    Counters count events once (on the actor's `out` row); a late event is
+    counted late only when applied, not when it is a duplicate.
+    """
 
     def __init__(self, config: Settings) -> None:
         self.config = config
@@ -40,6 +72,8 @@ class Reference:
             "reply": config.weight_reply,
             "like": config.weight_like,
         }
+
+    # --- one row: SPEC §2-3 ------------------------------------------------------------
 
     def gaps(self, row: ReferenceRow) -> list[int]:
         starts = row.touch_starts
@@ -58,30 +92,28 @@ class Reference:
         c = self.config
         return math.floor(min(max(c.k * self.typical_gap(row), c.min_silence_ms), c.max_silence_ms))
 
-    def last_at(self, row: ReferenceRow) -> int:
-        return max(ts for ts, _, _ in row.applied)
-
     def deadline(self, row: ReferenceRow) -> int | None:
-        if not self.established(row):
+        """`last_at + threshold` of an established row, else None."""
+        if row.last_at is None or not self.established(row):
             return None
-        return self.last_at(row) + self.threshold(row)
+        return row.last_at + self.threshold(row)
 
     def strength(self, row: ReferenceRow) -> float:
-        last = self.last_at(row)
-        half_life = self.config.half_life_ms
+        assert row.last_at is not None
+        last, half_life = row.last_at, self.config.half_life_ms
         return math.fsum(self.weights[t] * 2 ** (-(last - ts) / half_life) for ts, _, t in row.applied)
 
-    def alert(self, kind: str, owner: str, contact: str, row: ReferenceRow) -> dict[str, Any]:
+    def alert(self, kind: str, key: RowKey, row: ReferenceRow) -> dict[str, Any]:
         tally = Counter((direction, t) for _, direction, t in row.applied)
-        last = self.last_at(row)
         outs = [ts for ts, direction, _ in row.applied if direction == OUT]
         ins = [ts for ts, direction, _ in row.applied if direction == IN]
+        owner, contact = key
         return {
-            "alert_id": f"{kind}:{owner}:{contact}:{last}",
+            "alert_id": f"{kind}:{owner}:{contact}:{row.last_at}",
             "kind": kind,
             "owner_id": owner,
             "contact_id": contact,
-            "last_interaction_at": last,
+            "last_interaction_at": row.last_at,
             "dormant_since": row.dormant_since,
             "typical_gap_ms": math.floor(self.typical_gap(row)),
             "threshold_ms": self.threshold(row),
@@ -93,38 +125,99 @@ class Reference:
             "schema_version": 1,
         }
 
-    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """All alerts of the events (any order: each row sorts its own by (ts, id))."""
-        per_row: defaultdict[tuple[str, str], list[tuple[int, str, str, str]]] = defaultdict(list)
-        end: int | None = None
-        for e in events:
-            end = e["ts"] if end is None else max(end, e["ts"])
-            if e["actor_id"] == e["target_id"]:
-                continue
-            per_row[(e["actor_id"], e["target_id"])].append((e["ts"], e["id"], OUT, e["type"]))
-            per_row[(e["target_id"], e["actor_id"])].append((e["ts"], e["id"], IN, e["type"]))
-        alerts: list[dict[str, Any]] = []
+    def is_duplicate(self, row: ReferenceRow, event_id: str, ts: int) -> bool:
+        """§1 and §8: the row applied `event_id` less than a window away, and not a window before its last event."""
         window = self.config.dedup_window_ms
-        merge = self.config.touch_merge_ms
-        for (owner, contact), updates in per_row.items():
-            row = ReferenceRow()
-            for ts, event_id, direction, kind in sorted(updates):
-                deadline = self.deadline(row) if row.applied else None
-                if row.dormant_since is None and deadline is not None and deadline <= ts:
-                    row.dormant_since = deadline
-                    alerts.append(self.alert("dormant", owner, contact, row))
-                if any(abs(ts - seen) < window for seen in row.ids[event_id]):
-                    continue  # a duplicate changes nothing
-                if row.dormant_since is not None:
-                    alerts.append(self.alert("revived", owner, contact, row))
-                    row.dormant_since = None
-                if not row.touch_starts or ts >= row.touch_starts[-1] + merge:
-                    row.touch_starts.append(ts)
-                row.applied.append((ts, direction, kind))
-                row.ids[event_id].append(ts)
+        assert row.last_at is not None
+        return any(
+            abs(ts - then) < window and row.last_at - then < window for then in row.ids.get(event_id, ())
+        )
+
+    # --- the replay: SPEC §4-5 ---------------------------------------------------------
+
+    def replay(self, events: Iterable[dict[str, Any]]) -> ReferenceReplay:
+        """Alerts and counters of replaying valid `events` (JSON objects of §1) in arrival order."""
+        result = ReferenceReplay()
+        rows: dict[RowKey, ReferenceRow] = {}
+        due: list[tuple[int, RowKey]] = []  # (deadline, row), pushed on every change; stale ones are skipped
+        held: list[tuple[int, str, int, RowKey, str, str]] = []  # (ts, id, arrival, row, direction, type)
+        lateness = self.config.allowed_lateness_ms
+
+        def fire_row(key: RowKey, limit: int) -> None:
+            row = rows[key]
             deadline = self.deadline(row)
-            assert end is not None
-            if row.dormant_since is None and deadline is not None and deadline <= end:
+            if row.dormant_since is None and deadline is not None and deadline <= limit:
                 row.dormant_since = deadline
-                alerts.append(self.alert("dormant", owner, contact, row))
-        return alerts
+                result.alerts.append(self.alert("dormant", key, row))
+
+        def fire(limit: int) -> None:
+            while due and due[0][0] <= limit:
+                deadline, key = heapq.heappop(due)
+                if self.deadline(rows[key]) == deadline:
+                    fire_row(key, limit)
+
+        def apply(key: RowKey, event_id: str, ts: int, direction: str, kind: str) -> bool:
+            """Apply one row update; False when it is a duplicate (nothing changes)."""
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = ReferenceRow()
+            elif self.is_duplicate(row, event_id, ts):
+                return False
+            older = row.last_at is not None and ts < row.last_at
+            if not older:
+                if row.dormant_since is not None:
+                    result.alerts.append(self.alert("revived", key, row))
+                    row.dormant_since = None
+                if not row.touch_starts or ts >= row.touch_starts[-1] + self.config.touch_merge_ms:
+                    row.touch_starts.append(ts)
+                row.last_at = ts
+            row.applied.append((ts, direction, kind))
+            row.ids.setdefault(event_id, []).append(ts)
+            deadline = self.deadline(row)
+            if deadline is not None:
+                heapq.heappush(due, (deadline, key))
+            return True
+
+        def count(applied: bool, late: bool) -> None:
+            if applied:
+                result.applied += 1
+                result.late += late
+            else:
+                result.duplicates += 1
+
+        def release(watermark: int, inclusive: bool) -> None:
+            while held and (held[0][0] < watermark or (inclusive and held[0][0] == watermark)):
+                ts, event_id, _, key, direction, kind = heapq.heappop(held)
+                fire(ts)
+                applied = apply(key, event_id, ts, direction, kind)
+                if direction == OUT:
+                    count(applied, late=False)
+            fire(watermark)
+
+        watermark: int | None = None
+        largest: int | None = None
+        for arrival, e in enumerate(events):
+            ts, event_id, actor, target, kind = e["ts"], e["id"], e["actor_id"], e["target_id"], e["type"]
+            largest = ts if largest is None else max(largest, ts)
+            if actor == target:
+                result.self_interactions += 1
+            elif watermark is not None and ts < watermark:
+                for key, direction in (((actor, target), OUT), ((target, actor), IN)):
+                    if key in rows:
+                        fire_row(key, ts)
+                    applied = apply(key, event_id, ts, direction, kind)
+                    if direction == OUT:
+                        count(applied, late=True)
+            else:
+                heapq.heappush(held, (ts, event_id, arrival, (actor, target), OUT, kind))
+                heapq.heappush(held, (ts, event_id, arrival, (target, actor), IN, kind))
+            if watermark is None or largest - lateness > watermark:
+                watermark = largest - lateness
+                release(watermark, inclusive=False)
+        if largest is not None:
+            release(largest, inclusive=True)
+        return result
+
+    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The alerts of `replay(events)`."""
+        return self.replay(events).alerts

@@ -19,6 +19,7 @@ from tests.engine.support import (
     DAY,
     HOUR,
     MINUTE,
+    SMALL,
     T0,
     EngineFactory,
     ReplayFactory,
@@ -30,19 +31,6 @@ from tests.engine.support import (
     line,
     make_settings,
 )
-
-# Small settings so that hand computation stays readable: strength halves per day,
-# touches merge within 1 h, established after 2 touches (mutual), threshold 3 x median
-# gap clamped to [1 day, 10 days].
-SMALL: dict[str, Any] = {
-    "half_life_ms": DAY,
-    "touch_merge_ms": HOUR,
-    "min_touches": 2,
-    "require_mutual": True,
-    "k": 3.0,
-    "min_silence_ms": DAY,
-    "max_silence_ms": 10 * DAY,
-}
 
 
 def counts(out: dict[str, int] | None = None, in_: dict[str, int] | None = None) -> dict[str, Any]:

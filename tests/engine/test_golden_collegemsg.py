@@ -1,9 +1,10 @@
-"""Golden test on SNAP CollegeMsg: replay against a slow, self-contained reference of SPEC §2-3."""
+"""Golden test on SNAP CollegeMsg: replay against a slow, self-contained reference of the contract, clean and dirty."""
 
 from __future__ import annotations
 
+import heapq
 import random
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from streams.engine.alerts import Alert
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary
 from streams.settings import Settings
 from tests.engine.reference import Reference
-from tests.engine.support import DAY, assert_same_alerts, run_replay
+from tests.engine.support import DAY, assert_same_alerts, assert_same_alerts_per_row, run_replay
 
 EVENTS = 59_835
 DORMANT = 2_416
@@ -141,45 +142,69 @@ GARBAGE: list[tuple[bytes, str | None]] = [
 ]
 
 
-def test_collegemsg_with_garbage_duplicates_and_self_interactions(
-    events: list[dict[str, Any]], replayed: tuple[list[Alert], ReplaySummary]
+@pytest.mark.parametrize("lateness_ms", [0, 6 * 3_600_000])
+def test_collegemsg_with_garbage_copies_late_events_and_self_interactions_equals_the_reference(
+    events: list[dict[str, Any]], lateness_ms: int
 ) -> None:
     rng = random.Random(20040415)
     lines: list[bytes] = []
+    valid: list[dict[str, Any]] = []  # the valid events among `lines`, in arrival order
     expected_invalid: Counter[str] = Counter()
-    copies = selfs = read = 0
-    recent: list[dict[str, Any]] = []  # events of the last day of event time
-    for e in events:
+    selfs = 0
+    delayed: list[tuple[int, int, dict[str, Any]]] = []  # (arrives before event n, serial, event)
+    recent: deque[dict[str, Any]] = deque()  # events of the last day of event time
+
+    def send(e: dict[str, Any]) -> None:
         lines.append(orjson.dumps(e))
-        read += 1
+        valid.append(e)
+
+    for index, e in enumerate(events):
+        while delayed and delayed[0][0] <= index:
+            send(heapq.heappop(delayed)[2])
         recent.append(e)
         while e["ts"] - recent[0]["ts"] >= DAY:
-            recent.pop(0)
+            recent.popleft()
         roll = rng.random()
-        if roll < 0.02:  # an exact copy of an event read within the last day: a duplicate
-            lines.append(orjson.dumps(rng.choice(recent)))
-            copies += 1
-            read += 1
-        elif roll < 0.03:  # a self-interaction at the current ts (the clock does not move)
-            lines.append(orjson.dumps({**e, "id": f"self{selfs}", "target_id": e["actor_id"]}))
+        if roll < 0.01:  # arrives up to 3,000 events later: late, or out of order within the lateness
+            heapq.heappush(delayed, (index + rng.randint(1, 3_000), index, e))
+            continue
+        send(e)
+        if roll < 0.03:  # an exact copy of an event of the last day: a duplicate, unless it was delayed
+            send(rng.choice(recent))
+        elif roll < 0.035:  # an exact copy of any earlier event: late, applied again beyond the window
+            send(events[rng.randrange(index + 1)])
+        elif roll < 0.04:  # the id again, its ts moved back by about the de-duplication window
+            copied = rng.choice(recent)
+            send({**copied, "ts": copied["ts"] + rng.choice([-DAY - 1, -DAY, -DAY + 1, -3_600_000])})
+        elif roll < 0.05:  # a self-interaction, now or (one in five) up to 1 h ahead: it moves the watermark
+            ahead = rng.randrange(3_600_000) if roll < 0.042 else 0
+            send({**e, "id": f"self{selfs}", "target_id": e["actor_id"], "ts": e["ts"] + ahead})
             selfs += 1
-            read += 1
-        elif roll < 0.04:
+        elif roll < 0.06:
             raw, reason = rng.choice(GARBAGE)
             lines.append(raw)
             if reason is not None:
                 expected_invalid[reason] += 1
-                read += 1
-    assert copies > 500
+    for _, _, e in sorted(delayed):
+        send(e)
     assert selfs > 300
     assert len(expected_invalid) == 8
 
-    alerts, summary = run_replay(lines, Settings(**REPLAY_DEFAULTS))
-    assert_same_alerts(alerts, replayed[0])
-    assert summary.read == read
-    assert summary.applied == EVENTS
-    assert summary.duplicates == copies
-    assert summary.self_interactions == selfs
+    config = Settings(**{**REPLAY_DEFAULTS, "allowed_lateness_ms": lateness_ms})
+    expected = Reference(config).replay(valid)
+    alerts, summary = run_replay(lines, config)
+    assert_same_alerts_per_row(alerts, expected.alerts)
+    assert summary.read == len(valid) + sum(expected_invalid.values())
     assert summary.invalid == expected_invalid
-    assert summary.late == 0
-    assert summary.alerts == {"dormant": DORMANT, "revived": REVIVED}
+    assert summary.self_interactions == expected.self_interactions == selfs
+    assert (summary.applied, summary.duplicates, summary.late) == (
+        expected.applied,
+        expected.duplicates,
+        expected.late,
+    )
+    assert summary.alerts == Counter(a["kind"] for a in expected.alerts)
+    # every kind of dirt is there, in numbers
+    assert summary.applied + summary.duplicates == len(valid) - selfs
+    assert summary.applied > EVENTS + 100  # copies beyond the window are applied again
+    assert summary.duplicates > 1_000
+    assert 500 < summary.late < 10_000

@@ -9,16 +9,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.kafka_admin import bootstrap_servers, create_topics
+from streams.service.topology import owner_updates_topic_name
 from streams.settings import Settings, deployment_env, settings_from_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +36,14 @@ def _broker_answers() -> bool:
         return False
 
 
-@pytest.fixture(scope="session", autouse=True)
-def broker() -> str:
-    """The real broker; `make test` and CI start it. Missing is a failure, not a skip."""
+@pytest.fixture(autouse=True)
+def broker(request: pytest.FixtureRequest) -> str | None:
+    """The real broker for a test marked `broker` (`make test` and CI start it); missing is a failure, not a skip.
+
+    A test without the mark gets None: it needs no broker, and `make test-unit` runs it with none.
+    """
+    if request.node.get_closest_marker("broker") is None:
+        return None
     if not _broker_answers():
         pytest.fail(f"no Kafka broker at {BROKER}: run `make kafka` (make test does)")
     return BROKER
@@ -179,18 +185,147 @@ def read_topic(topic: str, idle_s: float = 3.0, timeout_s: float = 120.0) -> lis
         consumer.close()
 
 
-def wait_for_alerts(topic_set: TopicSet, expected: int, timeout_s: float = 240.0) -> list[dict[str, Any]]:
-    """Poll the alert topic until `expected` distinct alert ids arrived (or time runs out)."""
+SETTLE_S = 5.0
+"""Quiet time after which output counts as settled: several commits (1 s apart), each ending a transaction
+under exactly_once, and the checkpoints (`checkpoint_interval_ms`) between them."""
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    """Where the deployment's consumer group stands, asked of the broker (whichever worker committed it)."""
+
+    input_behind: int
+    """Input records not committed by the group (end offset minus committed, summed)."""
+    owner_committed: dict[int, int]
+    """Committed offset of each owner-updates partition (0 when none)."""
+    owner_ends: dict[int, int]
+    """End offset of each owner-updates partition (heartbeats keep it moving)."""
+    alert_ends: int
+    """Records on the alert topic (end offsets summed; transaction markers included)."""
+
+    def owner_past(self, ends: dict[int, int]) -> bool:
+        """The group committed every owner-updates partition at least up to `ends`."""
+        return all(self.owner_committed.get(p, 0) >= end for p, end in ends.items())
+
+
+def group_progress(topic_set: TopicSet) -> GroupProgress:
+    """The consumer group's committed offsets and the end offsets of its topics, from the broker."""
+    settings = topic_set.settings
+    owner_topic = owner_updates_topic_name(settings)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(BROKER))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(BROKER))
+    try:
+        offsets = admin.list_group_offsets({topic_set.app_id: None}).get(topic_set.app_id, {})
+        committed = {tp: max(meta.offset, 0) for tp, meta in offsets.items()}
+        topics = [*settings.input_topics(), owner_topic, settings.topic_alerts]
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+        admin.close()
+    inputs = set(settings.input_topics())
+    return GroupProgress(
+        input_behind=sum(end - committed.get(tp, 0) for tp, end in ends.items() if tp.topic in inputs),
+        owner_committed={tp.partition: committed.get(tp, 0) for tp in ends if tp.topic == owner_topic},
+        owner_ends={tp.partition: end for tp, end in ends.items() if tp.topic == owner_topic},
+        alert_ends=sum(end for tp, end in ends.items() if tp.topic == settings.topic_alerts),
+    )
+
+
+def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None) -> str:
+    """Late or lost: which workers are alive, and whether the group is still consuming (vs `earlier`)."""
+    now = group_progress(topic_set)
+    alive = ", ".join(
+        f"{w.name} {'alive' if w.process is not None and w.process.poll() is None else 'exited'}"
+        for w in workers
+    )
+    moving = earlier is not None and (
+        now.input_behind < earlier.input_behind or now.owner_committed != earlier.owner_committed
+    )
+    if moving:
+        verdict = f"LATE: the group is still consuming ({now.input_behind} input records not committed)"
+    elif now.input_behind == 0:
+        verdict = "LOST: every input record is committed and the owner stream no longer moves"
+    else:
+        verdict = f"STUCK: {now.input_behind} input records not committed and nothing moves"
+    return f"{verdict}; workers: {alive or 'not given'}"
+
+
+OWNER_STALL_S = 60.0
+"""How long the owner stream may take to be committed past its end before a stalled commit is tolerated."""
+STALLED_QUIET_S = 30.0
+"""With the owner stream's commit stalled, how long the alert topic must stay quiet (six times `SETTLE_S`)."""
+
+
+def wait_until_settled(
+    topic_set: TopicSet,
+    workers: Sequence[Worker] = (),
+    quiet_s: float = SETTLE_S,
+    timeout_s: float = 120.0,
+) -> GroupProgress:
+    """Wait until the group has committed every input record (for at most `2 * quiet_s`: see below), then
+    until it handled the owner stream past where it ended then (every update sent applied and checkpointed:
+    the relationship stage acks a record only then), and the alert topic has not grown for `quiet_s`.
+
+    A worker that restarted after a SIGKILL can leave an input partition's committed offset stuck below
+    records it read straight from the broker (docs/guarantees.md §1): the wait goes on without it. An owner
+    partition's commit can stall the same way after a rebalance: once the owner stream has had
+    `OWNER_STALL_S` to pass its target, a quiet alert topic for `STALLED_QUIET_S` ends the wait."""
+    started = time.monotonic()
+    first = group_progress(topic_set)
+    progress = first
+    target: dict[int, int] | None = None
+    quiet_since = started
+    target_at = started
+    while True:
+        if target is None and (progress.input_behind == 0 or time.monotonic() - started >= 2 * quiet_s):
+            target, target_at = progress.owner_ends, time.monotonic()
+        done = target is not None and progress.owner_past(target)
+        quiet = time.monotonic() - quiet_since
+        if done and quiet >= quiet_s:
+            return progress
+        if target is not None and time.monotonic() - target_at >= OWNER_STALL_S and quiet >= STALLED_QUIET_S:
+            return progress  # an owner partition's commit stalled (docs/guarantees.md §1): output stopped
+        if time.monotonic() - started > timeout_s:
+            pytest.fail(
+                f"output did not settle in {timeout_s:.0f}s (owner stream committed {progress.owner_committed},"
+                f" to pass {target}; alert topic grew {time.monotonic() - quiet_since:.0f}s ago): "
+                f"{describe_progress(topic_set, workers, first)}"
+            )
+        time.sleep(0.5)
+        before = progress.alert_ends
+        progress = group_progress(topic_set)
+        if progress.alert_ends != before:
+            quiet_since = time.monotonic()
+
+
+def wait_for_alerts(
+    topic_set: TopicSet,
+    expected: int,
+    timeout_s: float = 240.0,
+    settle_s: float = SETTLE_S,
+    workers: Sequence[Worker] = (),
+) -> list[dict[str, Any]]:
+    """Poll the alert topic until `expected` distinct alert ids arrived, then (`settle_s` > 0) until the output
+    settled (`wait_until_settled`): every alert record, repeats included; fails on timeout, saying why."""
+    topic = topic_set.env["STREAMS_TOPIC_ALERTS"]
     deadline = time.monotonic() + timeout_s
-    alerts: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        alerts = [
-            orjson.loads(r.value) for r in read_topic(topic_set.env["STREAMS_TOPIC_ALERTS"], idle_s=1.0)
-        ]
-        if len({a["alert_id"] for a in alerts}) >= expected:
+    earlier = group_progress(topic_set)
+    while True:
+        alerts = [orjson.loads(r.value) for r in read_topic(topic, idle_s=1.0)]
+        found = len({a["alert_id"] for a in alerts})
+        if found >= expected:
             break
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{found} of {expected} alert ids after {timeout_s:.0f}s: "
+                f"{describe_progress(topic_set, workers, earlier)}"
+            )
         time.sleep(2)
-    return alerts
+    if settle_s <= 0:
+        return alerts
+    wait_until_settled(topic_set, workers, settle_s)
+    return [orjson.loads(r.value) for r in read_topic(topic, idle_s=1.0)]
 
 
 def deterministic(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -180,7 +180,7 @@ def test_sigkill_halfway_then_restart_gives_the_same_alerts(
     data_dir = tmp_path / "kept"
     worker = worker_factory(topic_set, "before", data_dir=data_dir)
     produce_lines(topic_set, noisy_input[0])
-    wait_for_alerts(topic_set, len(want) // 2)
+    wait_for_alerts(topic_set, len(want) // 2, settle_s=0)
     worker.kill()
     worker_factory(topic_set, "after", data_dir=data_dir)
     assert_same_alerts(topic_set, want)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.engine.row import Row
 from streams.service.owner_partition import OwnerPartition
 from streams.service.records import OwnerRecord
 from streams.settings import Settings
@@ -125,3 +126,32 @@ def test_under_exactly_once_a_gap_is_read_only_when_a_seek_may_have_skipped_reco
     assert part.missing_before(13, markers=True, seeked_to=14) is None  # the seek lands later
     assert part.missing_before(13, markers=True, seeked_to=None) == 11  # where it was seeked is unknown
     assert part.missing_before(11, markers=True, seeked_to=None) is None  # no gap
+
+
+def test_a_checkpoint_cut_short_applies_nothing_twice() -> None:
+    """Rows written by a checkpoint whose __resume__ marker was not (SIGKILL in its write loop) are ahead of
+    the marker: every re-delivered update they already hold must be recognised, however many and old."""
+    settings = Settings(allowed_lateness_ms=0, clock="event")
+    # 40 replies between ann and bob, 2 h apart: more than 32 ids, spanning more than 24 h.
+    updates = []
+    for n in range(40):
+        actor, target = ("ann", "bob") if n % 2 else ("bob", "ann")
+        ts = T0 + n * 2 * 3_600_000
+        updates += [[ts, f"e{n}", actor, target, 0, 1, 0, n], [ts, f"e{n}", target, actor, 1, 1, 0, n]]
+    last = updates[-1][0]
+    replies = OwnerRecord([SOURCE], updates, {SOURCE: (last, False)})
+    all_idle = heartbeat(last, idle=True)
+
+    before: OwnerPartition[str] = OwnerPartition(0, settings, {}, [SOURCE])
+    before.handle(OwnerRecord([], [], {SOURCE: (None, False)}), "r0", offset=0, now_ms=0, record_ms=0)
+    complete = before.checkpoint()  # rows and marker written
+    before.handle(replies, "r1", offset=1, now_ms=0, record_ms=0)
+    before.handle(all_idle, "r2", offset=2, now_ms=0, record_ms=0)
+    cut_short = before.checkpoint()  # its rows written, then SIGKILL before its marker
+    assert cut_short.acks == ["r1", "r2"]
+
+    stored = {key: Row.from_bytes(row.to_bytes()) for key, row in cut_short.rows}
+    after: OwnerPartition[str] = OwnerPartition(0, settings, stored, [SOURCE], complete.resume)
+    after.handle(replies, "r1", offset=1, now_ms=0, record_ms=0)  # re-delivered from the committed offset
+    after.handle(all_idle, "r2", offset=2, now_ms=0, record_ms=0)
+    assert stored[("ann", "bob")].counts == [0, 20, 0, 0, 20, 0]

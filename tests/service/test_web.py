@@ -37,11 +37,9 @@ from streams.service.state_query import (
     relationships_body,
 )
 from streams.service.topology import owner_updates_topic_name
-from streams.service.web import SERVED_BY_HEADER
+from streams.service.web import AUTH_REALM, SERVED_BY_HEADER
 from streams.settings import DAY_MS, HOUR_MS, Settings
 from tests.service.conftest import TopicSet, Worker, produce_lines
-
-pytestmark = pytest.mark.broker
 
 REPO = Path(__file__).resolve().parents[2]
 COLLEGEMSG = COLLEGEMSG_FIXTURE
@@ -189,10 +187,19 @@ class Answer:
         self.json: Any = orjson.loads(body) if json_body else None
 
 
-def get(worker: Worker, path: str, timeout: float = 10.0) -> Answer:
+WORKERS_TOKEN = object()
+"""`get`'s default: send the token the worker was started with (STREAMS_WEB_TOKEN), if any."""
+
+
+def get(worker: Worker, path: str, timeout: float = 10.0, token: object = WORKERS_TOKEN) -> Answer:
     url = f"http://127.0.0.1:{worker.web_port}{path}"
+    if token is WORKERS_TOKEN:
+        token = worker.env.get("STREAMS_WEB_TOKEN")
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        ) as response:
             return Answer(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, error.headers, error.read())
@@ -277,7 +284,8 @@ def test_indexed_rows_keep_the_owner_index_through_every_mutation() -> None:
         ("ann", {"limit": "-1"}, "invalid_parameter", "limit"),
         ("ann", {"limit": "\uff11"}, "invalid_parameter", "limit"),  # a full-width digit
         ("ann", {"status": "asleep"}, "invalid_parameter", "status"),
-        ("ann", {"sort": "strength"}, "unknown_parameter", "sort"),
+        ("ann", {"sort": "loudest"}, "invalid_parameter", "sort"),
+        ("ann", {"order": "strength"}, "unknown_parameter", "order"),
     ],
 )
 def test_bad_queries_are_refused_with_a_code(
@@ -302,7 +310,8 @@ def test_body_from_engine_rows_matches_hand_worked_values_and_schema() -> None:
     settings = Settings(clock="event")
     engine = engine_after(scenario_lines(), settings)
     assert engine.watermark == AS_OF
-    body = relationships_body(Query("ann"), engine.rows, engine.rules, engine.watermark, partition=0)
+    by_contact = Query("ann", sort="contact")
+    body = relationships_body(by_contact, engine.rows, engine.rules, engine.watermark, partition=0)
     assert body is not None
     assert not list(SCHEMA.iter_errors(body))
     assert (body["count"], body["total"], body["truncated"]) == (3, 3, False)
@@ -313,7 +322,7 @@ def test_body_from_engine_rows_matches_hand_worked_values_and_schema() -> None:
     assert dormant is not None
     assert [c["contact_id"] for c in dormant["contacts"]] == ["bob"]
     assert (dormant["count"], dormant["total"], dormant["truncated"]) == (1, 1, False)
-    first = relationships_body(Query("ann", limit=2), engine.rows, engine.rules, AS_OF, 0)
+    first = relationships_body(Query("ann", limit=2, sort="contact"), engine.rows, engine.rules, AS_OF, 0)
     assert first is not None
     assert [c["contact_id"] for c in first["contacts"]] == ["bob", "cat"]
     assert (first["count"], first["total"], first["truncated"]) == (2, 3, True)
@@ -321,6 +330,32 @@ def test_body_from_engine_rows_matches_hand_worked_values_and_schema() -> None:
     # A plain mapping (no index) gives the same answer by a scan.
     plain = relationships_body(Query("ann"), dict(engine.rows), engine.rules, AS_OF, 0)
     assert plain == relationships_body(Query("ann"), engine.rows, engine.rules, AS_OF, 0)
+
+
+def test_contacts_are_sorted_dormant_first_then_strongest_unless_asked_otherwise() -> None:
+    engine = engine_after(scenario_lines(), Settings(clock="event"))
+
+    def listed(sort: str) -> list[dict[str, Any]]:
+        body = relationships_body(parse_query("ann", [("sort", sort)]), engine.rows, engine.rules, AS_OF, 0)
+        assert body is not None
+        assert not list(SCHEMA.iter_errors(body))
+        contacts: list[dict[str, Any]] = body["contacts"]
+        return contacts
+
+    by_strength = listed("strength")
+    assert by_strength == relationships_body(Query("ann"), engine.rows, engine.rules, AS_OF, 0)["contacts"]  # type: ignore[index]
+    ranks = [(c["status"] != "dormant", -c["strength"], c["contact_id"]) for c in by_strength]
+    assert ranks == sorted(ranks)
+    assert by_strength[0]["status"] == "dormant"
+    recent = [(-c["last_interaction_at"], c["contact_id"]) for c in listed("last_interaction")]
+    assert recent == sorted(recent)
+    ids = [c["contact_id"] for c in listed("contact")]
+    assert ids == sorted(ids)
+    assert {c["contact_id"] for c in by_strength} == set(ids)
+    assert (
+        len({tuple(c["contact_id"] for c in listed(s)) for s in ("strength", "last_interaction", "contact")})
+        > 1
+    )
 
 
 def test_stall_needs_waiting_records_and_a_committed_offset_standing_still() -> None:
@@ -391,6 +426,7 @@ def lag_series(worker: Worker) -> dict[tuple[str, ...], float]:
     return series(worker, "relationships_consumer_lag_records", "topic", "partition")
 
 
+@pytest.mark.broker
 def test_one_worker_answers_queries_health_readiness_and_metrics(
     topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker]
 ) -> None:
@@ -410,7 +446,8 @@ def test_one_worker_answers_queries_health_readiness_and_metrics(
     engine = engine_after(lines, settings)
 
     # The owner's rows as the worker holds them, once every event is applied.
-    body = body_when(worker, owner_path("ann"), lambda b: b["as_of"] == AS_OF and b["count"] == 3)
+    by_contact = owner_path("ann", sort="contact")
+    body = body_when(worker, by_contact, lambda b: b["as_of"] == AS_OF and b["count"] == 3)
     assert not list(SCHEMA.iter_errors(body))
     assert (body["total"], body["truncated"]) == (3, False)
     assert_same_body(
@@ -425,7 +462,7 @@ def test_one_worker_answers_queries_health_readiness_and_metrics(
     # CollegeMsg owners agree with the in-process engine fed the same lines.
     college_owners = sorted({orjson.loads(line)["actor_id"] for line in college[:200]})[:15]
     for owner in college_owners:
-        answer = get(worker, owner_path(owner, limit=MAX_LIMIT))
+        answer = get(worker, owner_path(owner, limit=MAX_LIMIT, sort="contact"))
         assert answer.status == 200, answer.json
         want = sorted((c, r) for (o, c), r in engine.rows.items() if o == owner)
         assert answer.json["total"] == len(want)
@@ -439,7 +476,7 @@ def test_one_worker_answers_queries_health_readiness_and_metrics(
     # Filters, limits, errors.
     dormant = get(worker, owner_path("ann", status="dormant")).json
     assert ([c["contact_id"] for c in dormant["contacts"]], dormant["total"]) == (["bob"], 1)
-    active = get(worker, owner_path("ann", status="active")).json
+    active = get(worker, owner_path("ann", status="active", sort="contact")).json
     assert [c["contact_id"] for c in active["contacts"]] == ["cat", "zoë lee/2"]
     limited = get(worker, owner_path("ann", limit=1)).json
     assert (limited["count"], limited["total"], limited["truncated"]) == (1, 3, True)
@@ -482,14 +519,26 @@ def test_one_worker_answers_queries_health_readiness_and_metrics(
 
 # --- two workers: a query goes to the worker that owns the partition ------------------
 
+TOKEN = "a-token-for-the-tests-only"
 
+
+@pytest.mark.broker
 def test_queries_are_routed_to_the_worker_that_owns_the_partition(
     topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker]
 ) -> None:
-    topic_set = topic_factory(4)
+    """With STREAMS_WEB_TOKEN set, as a deployment reachable from outside its host must run."""
+    topic_set = topic_factory(4, web_token=TOKEN)
     first, second = worker_factory(topic_set, "w1"), worker_factory(topic_set, "w2")
     urls = {f"http://127.0.0.1:{w.web_port}" for w in (first, second)}
     wait_for("both workers ready", lambda: ready(first) and ready(second), timeout_s=120)
+    # Probes and scrapes stay open; state queries need the token, on either worker.
+    for worker in (first, second):
+        for open_path in ("/healthz", "/readyz", "/metrics"):
+            assert get(worker, open_path, token=None).status == 200, open_path
+        for token in (None, TOKEN[:-1], TOKEN + "x", TOKEN.upper()):
+            refused = get(worker, owner_path("user-1"), token=token)
+            assert (refused.status, refused.json["error"]) == (401, "unauthorized"), token
+            assert refused.headers["WWW-Authenticate"] == AUTH_REALM
     owners = [f"user-{n}" for n in range(16)]
     lines = [
         orjson.dumps(_event(f"r{n}", "reply", owner, "hub", T0 + n * HOUR_MS))

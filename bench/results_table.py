@@ -1,0 +1,78 @@
+"""Print the results table of docs/benchmarks.md (Markdown) from docs/figures/benchmarks/results.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from bench.results import RESULTS
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for run in results.get("replay", {}).get("runs", []):
+        rows.append((
+            f"replay, {run['workload']} ({run['events']:,} events)",
+            f"{run['replay_eps']:,} events/s (median of {run['rounds']})",
+            f"bare orjson parse {run['bare_parse_eps']:,} events/s", f"{run['ratio']:.3f}",
+        ))  # fmt: skip
+        if "compiled_eps" in run:
+            rows.append((
+                f"replay --engine compiled, {run['workload']} ({run['events']:,} events)",
+                f"{run['compiled_eps']:,} events/s (median of {run['rounds']})",
+                f"bare orjson parse {run['bare_parse_eps']:,} events/s", f"{run['compiled_ratio']:.3f}",
+            ))  # fmt: skip
+    for run in results.get("service", {}).get("runs", []):
+        drained = run["drain"]
+        rows.append((
+            f"service, {run['workers']} worker(s), {run['workload']} ({run['events']:,} events, "
+            f"{run['partitions']} partitions, {drained['alerts']:,} alerts)",
+            f"{run['service_eps']:,} events/s from the worker start to all output out ({drained['done_s']} s); "
+            f"{drained['eps_after_first_applied']:,} events/s after the first applied event ({drained['first_applied_s']} s)",
+            f"bare aiokafka consumer {run['bare_consumer_eps']:,} events/s",
+            f"{run['ratio']:.4f}; {run['ratio_after_first_applied']:.4f}",
+        ))  # fmt: skip
+    if latency := results.get("latency"):
+        rows.append((
+            f"alert latency, hybrid clock, {latency['alerts']} of {latency['expected_alerts']} alerts",
+            f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms", "—", "—",
+        ))  # fmt: skip
+    for run in results.get("recovery", {}).get("runs", []):
+        rows.append((
+            f"restart after SIGKILL, {run['workload']} ({run['rows']:,} rows)",
+            f"local RocksDB kept {run['local_kept_s']} s; data dir lost {run['changelog_only_s']} s "
+            f"(built in {run['build_s']} s, {run['build_eps']:,} events/s; data dir {run['data_dir_bytes_per_row']} B/row)",
+            "—", "—",
+        ))  # fmt: skip
+    for run in results.get("rows", {}).get("workloads", []):
+        rows.append((
+            f"bytes per row, {run['workload']} ({run['rows']:,} rows)",
+            f"serialised median {run['serialised_median']} B (mean {run['serialised_mean']}, p99 "
+            f"{run['serialised_p99']}); RocksDB {run['rocksdb_bytes_per_row']} B; in memory "
+            f"{run['in_memory_bytes_per_row']:,} B",
+            "—", "—",
+        ))  # fmt: skip
+    if guarantees := results.get("guarantees"):
+        alo, eos = guarantees["at_least_once"], guarantees["exactly_once"]
+        rows.append((
+            f"exactly_once cost, {guarantees['workload']} ({guarantees['events']:,} events, "
+            f"{guarantees['alerts']:,} alerts) backlog, {len(eos['seconds'])} runs each",
+            f"exactly once: median {eos['median_s']} s to all output out (min {eos['min_s']}, max {eos['max_s']})",
+            f"at least once: median {alo['median_s']} s (min {alo['min_s']}, max {alo['max_s']})",
+            f"{guarantees['time_ratio_exactly_once_over_at_least_once']:.2f} (time)",
+        ))  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    results = json.loads(RESULTS.read_text())
+    out = sys.stdout
+    out.write("| benchmark | measured | baseline (same run) | ratio |\n| --- | --- | --- | --- |\n")
+    for row in _rows(results):
+        out.write("| " + " | ".join(row) + " |\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,780 @@
+//! The relationship engine, step for step as `streams/engine/engine.py` (the executable reference).
+//!
+//! Rows are indexed by number; owners and contacts are interned user numbers.
+//! Floating-point steps follow `streams/engine/rules.py` in the same order, so
+//! strengths and thresholds are bit-identical to the reference's.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+pub const NO_WATERMARK: i64 = i64::MIN;
+/// Ids a row remembers beyond the de-duplication window (`REMEMBER_AT_LEAST`).
+pub const REMEMBER_AT_LEAST: usize = 32;
+pub const OUT: u8 = 0;
+pub const IN: u8 = 1;
+
+/// Multiply-rotate hash for row keys (two interned user numbers packed in a u64).
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.write_u64(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 56));
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
+
+/// A quick hash of an event id: `recent` compares it before the id itself.
+pub fn id_hash(id: &str) -> u64 {
+    let mut hasher = KeyHasher::default();
+    hasher.write(id.as_bytes());
+    hasher.finish()
+}
+
+/// An event id: short ones (most) inline, so a row's `recent` entries need no allocation.
+#[derive(Clone)]
+pub enum EventId {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl EventId {
+    pub fn new(id: &str) -> EventId {
+        if id.len() <= 22 {
+            let mut bytes = [0u8; 22];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            EventId::Inline { len: id.len() as u8, bytes }
+        } else {
+            EventId::Heap(id.into())
+        }
+    }
+
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match self {
+            // built from a whole &str in `new`
+            EventId::Inline { len, bytes } => unsafe {
+                std::str::from_utf8_unchecked(&bytes[..usize::from(*len)])
+            },
+            EventId::Heap(id) => id,
+        }
+    }
+}
+
+impl PartialEq for EventId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for EventId {}
+
+impl std::hash::Hash for EventId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for EventId {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// What `Settings` the engine needs (as `Rules`).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub weights: [f64; 3],
+    pub half_life: f64,
+    pub touch_merge: i64,
+    pub gap_window: usize,
+    pub min_touches: i64,
+    pub require_mutual: bool,
+    pub k: f64,
+    pub min_silence: i64,
+    pub max_silence: i64,
+    pub dedup_window: i64,
+}
+
+impl Rules {
+    /// `2^(-elapsed / half_life)`, as `math.exp2(-elapsed_ms / self.half_life)`.
+    #[inline]
+    pub fn decay(&self, elapsed: i64) -> f64 {
+        (-(elapsed as f64) / self.half_life).exp2()
+    }
+
+    pub fn established(&self, row: &Row) -> bool {
+        if row.touches < self.min_touches {
+            return false;
+        }
+        if !self.require_mutual {
+            return true;
+        }
+        let c = &row.counts;
+        (c[0] != 0 || c[1] != 0 || c[2] != 0) && (c[3] != 0 || c[4] != 0 || c[5] != 0)
+    }
+
+    /// Median of the gaps as `statistics.median`: an int for an odd count, a float for an even one.
+    pub fn typical_gap(gaps: &[i64]) -> f64 {
+        let count = gaps.len();
+        if count == 0 {
+            return 0.0;
+        }
+        let mut small = [0i64; 16];
+        let mut large = Vec::new();
+        let ordered: &mut [i64] = if count <= small.len() {
+            small[..count].copy_from_slice(gaps);
+            &mut small[..count]
+        } else {
+            large.extend_from_slice(gaps);
+            &mut large
+        };
+        ordered.sort_unstable();
+        let middle = count / 2;
+        if count % 2 == 1 {
+            return ordered[middle] as f64;
+        }
+        (ordered[middle - 1] + ordered[middle]) as f64 / 2.0
+    }
+
+    /// `floor(min(max(k * typical_gap, min_silence), max_silence))` with Python's `max`/`min` picks.
+    pub fn threshold(&self, gaps: &[i64]) -> i64 {
+        self.threshold_of(Self::typical_gap(gaps))
+    }
+
+    /// `threshold` from an already computed typical gap.
+    pub fn threshold_of(&self, typical_gap: f64) -> i64 {
+        let scaled = self.k * typical_gap;
+        let low = self.min_silence as f64;
+        let high = self.max_silence as f64;
+        let at_least = if low > scaled { low } else { scaled };
+        let clamped = if high < at_least { high } else { at_least };
+        clamped.floor() as i64
+    }
+}
+
+/// One id a row has applied: `[event time, input position]` in the reference.
+#[derive(Clone, Debug)]
+pub struct Recent {
+    pub id: EventId,
+    pub ts: i64,
+    pub pos: i64,
+}
+
+/// One relationship row (SPEC §2); the serialised fields are the reference `Row`'s, in its order.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub owner: u32,
+    pub contact: u32,
+    pub counts: [i64; 6],
+    pub first_at: i64,
+    pub last_at: i64,
+    pub last_out_at: Option<i64>,
+    pub last_in_at: Option<i64>,
+    pub touch_at: i64,
+    pub touches: i64,
+    pub gaps: Vec<i64>,
+    pub strength: f64,
+    pub dormant_since: Option<i64>,
+    /// Insertion-ordered, as the reference's dict.
+    pub recent: VecDeque<Recent>,
+    /// `id_hash` of each `recent` id (low 32 bits), in the same order: what a look-up scans.
+    pub recent_hashes: VecDeque<u32>,
+    pub cached_threshold: Option<i64>,
+    pub known_established: bool,
+    /// Timer state (the reference's `DeadlineIndex._live` / `_queued` for this key).
+    pub live_deadline: Option<i64>,
+    pub queued_deadline: Option<i64>,
+}
+
+impl Row {
+    /// Where `id` is in `recent`.
+    fn find_recent(&self, hash: u32, id: &str) -> Option<usize> {
+        let (front, back) = self.recent_hashes.as_slices();
+        for (offset, hashes) in [(0, front), (front.len(), back)] {
+            for (at, &candidate) in hashes.iter().enumerate() {
+                if candidate == hash && self.recent[offset + at].id.as_str() == id {
+                    return Some(offset + at);
+                }
+            }
+        }
+        None
+    }
+
+    fn first(owner: u32, contact: u32, ts: i64) -> Row {
+        Row {
+            owner,
+            contact,
+            counts: [0; 6],
+            first_at: ts,
+            last_at: ts,
+            last_out_at: None,
+            last_in_at: None,
+            touch_at: ts,
+            touches: 0,
+            gaps: Vec::new(),
+            strength: 0.0,
+            dormant_since: None,
+            recent: VecDeque::new(),
+            recent_hashes: VecDeque::new(),
+            cached_threshold: None,
+            known_established: false,
+            live_deadline: None,
+            queued_deadline: None,
+        }
+    }
+}
+
+/// Half an event as one row sees it (`RowUpdate`).
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub ts: i64,
+    pub event_id: EventId,
+    /// `id_hash(event_id)`.
+    pub id_hash: u64,
+    pub owner: u32,
+    pub contact: u32,
+    pub direction: u8,
+    pub kind: u8,
+    pub tag: i64,
+    pub pos: i64,
+}
+
+/// An alert's fields, captured when it is emitted (`make_alert`).
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub revived: bool,
+    pub owner: u32,
+    pub contact: u32,
+    pub last_at: i64,
+    pub dormant_since: i64,
+    pub detected_at: i64,
+    pub typical_gap: i64,
+    pub threshold: i64,
+    pub touches: i64,
+    pub counts: [i64; 6],
+    pub last_out_at: Option<i64>,
+    pub last_in_at: Option<i64>,
+    pub strength: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub redelivered: u64,
+    pub late: u64,
+    pub dormant: u64,
+    pub revived: u64,
+}
+
+/// Interned user ids: number <-> name.
+#[derive(Default)]
+pub struct Users {
+    /// Short names inline (`EventId` serves any short string): a look-up touches no other memory.
+    numbers: HashMap<EventId, u32, BuildHasherDefault<KeyHasher>>,
+    pub names: Vec<Box<str>>,
+}
+
+impl Users {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&number) = self.numbers.get(name) {
+            return number;
+        }
+        let number = u32::try_from(self.names.len()).expect("more than 2^32 users");
+        self.names.push(name.into());
+        self.numbers.insert(EventId::new(name), number);
+        number
+    }
+}
+
+/// `RowUpdate` tuple order: (ts, event_id, owner, contact, direction, type, tag, pos).
+fn update_less(a: &Update, b: &Update, names: &[Box<str>]) -> bool {
+    use std::cmp::Ordering::{Equal, Less};
+    let order =
+        a.ts.cmp(&b.ts)
+            .then_with(|| a.event_id.as_str().cmp(b.event_id.as_str()))
+            .then_with(|| {
+                if a.owner == b.owner {
+                    Equal
+                } else {
+                    names[a.owner as usize].cmp(&names[b.owner as usize])
+                }
+            })
+            .then_with(|| {
+                if a.contact == b.contact {
+                    Equal
+                } else {
+                    names[a.contact as usize].cmp(&names[b.contact as usize])
+                }
+            })
+            .then_with(|| a.direction.cmp(&b.direction))
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| a.tag.cmp(&b.tag))
+            .then_with(|| a.pos.cmp(&b.pos));
+    order == Less
+}
+
+/// Binary min-heap of held updates (the comparison needs the user names).
+#[derive(Default)]
+struct HeldHeap {
+    items: Vec<Update>,
+}
+
+impl HeldHeap {
+    fn first_ts(&self) -> Option<i64> {
+        self.items.first().map(|u| u.ts)
+    }
+
+    fn push(&mut self, update: Update, names: &[Box<str>]) {
+        let items = &mut self.items;
+        items.push(update);
+        let mut child = items.len() - 1;
+        while child > 0 {
+            let parent = (child - 1) / 2;
+            if !update_less(&items[child], &items[parent], names) {
+                break;
+            }
+            items.swap(child, parent);
+            child = parent;
+        }
+    }
+
+    fn pop(&mut self, names: &[Box<str>]) -> Option<Update> {
+        let items = &mut self.items;
+        if items.is_empty() {
+            return None;
+        }
+        let top = items.swap_remove(0);
+        let count = items.len();
+        let mut parent = 0;
+        loop {
+            let left = 2 * parent + 1;
+            if left >= count {
+                break;
+            }
+            let right = left + 1;
+            let smaller =
+                if right < count && update_less(&items[right], &items[left], names) { right } else { left };
+            if !update_less(&items[smaller], &items[parent], names) {
+                break;
+            }
+            items.swap(smaller, parent);
+            parent = smaller;
+        }
+        Some(top)
+    }
+}
+
+/// Held updates in `RowUpdate` order: a sorted run for updates that arrive (nearly) in order,
+/// and a heap for the rest; the next one is the smaller of the two heads.
+#[derive(Default)]
+struct Held {
+    run: VecDeque<Update>,
+    heap: HeldHeap,
+}
+
+/// How far back from the run's end an update may be placed before it goes to the heap instead.
+const RUN_SEARCH: usize = 16;
+
+impl Held {
+    fn first_ts(&self) -> Option<i64> {
+        match (self.run.front(), self.heap.first_ts()) {
+            (Some(update), Some(ts)) => Some(update.ts.min(ts)),
+            (Some(update), None) => Some(update.ts),
+            (None, heap) => heap,
+        }
+    }
+
+    fn push(&mut self, update: Update, names: &[Box<str>]) {
+        let run = &mut self.run;
+        let mut at = run.len();
+        while at > 0 && run.len() - at < RUN_SEARCH && update_less(&update, &run[at - 1], names) {
+            at -= 1;
+        }
+        if at == 0 || !update_less(&update, &run[at - 1], names) {
+            run.insert(at, update);
+        } else {
+            self.heap.push(update, names);
+        }
+    }
+
+    fn pop(&mut self, names: &[Box<str>]) -> Option<Update> {
+        let from_heap = match (self.run.front(), self.heap.items.first()) {
+            (Some(run), Some(heap)) => update_less(heap, run, names),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if from_heap {
+            self.heap.pop(names)
+        } else {
+            self.run.pop_front()
+        }
+    }
+}
+
+/// `DeadlineIndex`: a lazy min-heap of `(deadline, row)`; live/queued deadlines live in the rows.
+#[derive(Default)]
+struct Timers {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u32)>>,
+    queued: usize,
+    live: usize,
+}
+
+pub struct Engine {
+    pub rules: Rules,
+    pub users: Users,
+    pub rows: Vec<Row>,
+    keys: KeyMap,
+    held: Held,
+    timers: Timers,
+    pub watermark: i64,
+    pub closed: bool,
+    pub max_ts: i64,
+    pub stats: Stats,
+    pub alerts: Vec<Alert>,
+    pub established_rows: u64,
+    pub dormant_rows: u64,
+}
+
+fn pack(owner: u32, contact: u32) -> u64 {
+    (u64::from(owner) << 32) | u64::from(contact)
+}
+
+impl Engine {
+    pub fn new(rules: Rules) -> Engine {
+        Engine {
+            rules,
+            users: Users::default(),
+            rows: Vec::new(),
+            keys: KeyMap::default(),
+            held: Held::default(),
+            timers: Timers::default(),
+            watermark: NO_WATERMARK,
+            closed: false,
+            max_ts: NO_WATERMARK,
+            stats: Stats::default(),
+            alerts: Vec::new(),
+            established_rows: 0,
+            dormant_rows: 0,
+        }
+    }
+
+    /// Number of live deadlines (`len(DeadlineIndex)`).
+    pub fn live_deadlines(&self) -> usize {
+        self.timers.live
+    }
+
+    // --- inputs -----------------------------------------------------------
+
+    pub fn offer(&mut self, update: Update) {
+        self.max_ts = self.max_ts.max(update.ts);
+        if update.ts < self.watermark {
+            if let Some(&index) = self.keys.get(&pack(update.owner, update.contact)) {
+                match self.rows[index as usize].live_deadline {
+                    Some(deadline) if deadline <= update.ts => {
+                        // overdue since a late event: fires first
+                        self.discard(index);
+                        self.fire(index, deadline);
+                    }
+                    _ => {}
+                }
+            }
+            self.apply(update, true);
+            return;
+        }
+        self.held.push(update, &self.users.names);
+    }
+
+    pub fn advance(&mut self, watermark: i64, inclusive: bool) {
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.closed = inclusive;
+        } else if watermark == self.watermark {
+            self.closed = self.closed || inclusive;
+        }
+        let limit = self.watermark;
+        let inclusive = self.closed;
+        let held_due = matches!(self.held.first_ts(), Some(ts) if ts <= limit);
+        if !held_due && !self.may_be_due(limit) {
+            return;
+        }
+        while let Some(ts) = self.held.first_ts() {
+            if !(ts < limit || (inclusive && ts == limit)) {
+                break;
+            }
+            let update = self.held.pop(&self.users.names).expect("held is not empty");
+            if self.may_be_due(update.ts) {
+                self.fire_due(update.ts);
+            }
+            self.apply(update, false);
+        }
+        if self.may_be_due(limit) {
+            self.fire_due(limit);
+        }
+    }
+
+    // --- core -------------------------------------------------------------
+
+    fn apply(&mut self, update: Update, late: bool) {
+        let Update { ts, event_id, id_hash, owner, contact, direction, kind, pos, .. } = update;
+        let key = pack(owner, contact);
+        let mut seen_at = None;
+        let index = match self.keys.get(&key) {
+            None => {
+                let index = u32::try_from(self.rows.len()).expect("more than 2^32 rows");
+                self.rows.push(Row::first(owner, contact, ts));
+                self.keys.insert(key, index);
+                index
+            }
+            Some(&index) => {
+                let row = &self.rows[index as usize];
+                let window = self.rules.dedup_window;
+                seen_at = row.find_recent(id_hash as u32, event_id.as_str());
+                if let Some(seen) = seen_at.map(|at| &row.recent[at]) {
+                    if seen.pos == pos || ((ts - seen.ts).abs() < window && row.last_at - seen.ts < window) {
+                        if seen.pos == pos {
+                            self.stats.redelivered += 1;
+                        } else if direction == OUT {
+                            self.stats.duplicates += 1;
+                        }
+                        return;
+                    }
+                }
+                index
+            }
+        };
+        if direction == OUT {
+            self.stats.applied += 1;
+            if late {
+                self.stats.late += 1;
+            }
+        }
+        let older = ts < self.rows[index as usize].last_at;
+        if !older && self.rows[index as usize].dormant_since.is_some() {
+            self.emit(true, index);
+            self.rows[index as usize].dormant_since = None;
+            self.stats.revived += 1;
+            self.dormant_rows -= 1;
+        }
+        let rules = &self.rules;
+        let row = &mut self.rows[index as usize];
+        row.counts[usize::from(direction) * 3 + usize::from(kind)] += 1;
+        let weight = rules.weights[usize::from(kind)];
+        if older {
+            row.strength += weight * rules.decay(row.last_at - ts);
+        } else {
+            row.strength = row.strength * rules.decay(ts - row.last_at) + weight;
+            if row.touches == 0 {
+                row.touches = 1;
+                row.touch_at = ts;
+            } else if ts >= row.touch_at + rules.touch_merge {
+                row.gaps.push(ts - row.touch_at);
+                if row.gaps.len() > rules.gap_window {
+                    row.gaps.remove(0);
+                }
+                row.touch_at = ts;
+                row.touches += 1;
+                row.cached_threshold = None;
+            }
+            row.last_at = ts;
+        }
+        row.first_at = row.first_at.min(ts);
+        if direction == OUT {
+            if row.last_out_at.is_none_or(|at| ts > at) {
+                row.last_out_at = Some(ts);
+            }
+        } else if row.last_in_at.is_none_or(|at| ts > at) {
+            row.last_in_at = Some(ts);
+        }
+        // _remember (replay never protects unwritten ids: keep = REMEMBER_AT_LEAST)
+        // of several times an id was applied at, only the latest can still make a duplicate
+        let remembered_ts = match seen_at {
+            Some(at) => {
+                // nothing touched `recent` since `seen_at` was found
+                row.recent_hashes.remove(at);
+                row.recent.remove(at).map_or(ts, |seen| ts.max(seen.ts))
+            }
+            None => ts,
+        };
+        row.recent.push_back(Recent { id: event_id, ts: remembered_ts, pos });
+        row.recent_hashes.push_back(id_hash as u32);
+        if row.recent.len() > REMEMBER_AT_LEAST {
+            let horizon = row.last_at - rules.dedup_window;
+            while row.recent.len() > REMEMBER_AT_LEAST {
+                if row.recent.front().is_some_and(|r| r.ts > horizon) {
+                    break;
+                }
+                row.recent.pop_front();
+                row.recent_hashes.pop_front();
+            }
+        }
+        self.schedule(index);
+    }
+
+    fn schedule(&mut self, index: u32) {
+        let row = &mut self.rows[index as usize];
+        if !row.known_established {
+            if !self.rules.established(row) {
+                return;
+            }
+            row.known_established = true;
+            self.established_rows += 1;
+        }
+        if row.dormant_since.is_some() {
+            self.discard(index);
+            return;
+        }
+        let threshold = match row.cached_threshold {
+            Some(threshold) => threshold,
+            None => {
+                let threshold = self.rules.threshold(&row.gaps);
+                row.cached_threshold = Some(threshold);
+                threshold
+            }
+        };
+        let deadline = row.last_at + threshold;
+        self.set_deadline(index, deadline);
+    }
+
+    fn emit(&mut self, revived: bool, index: u32) {
+        let row = &self.rows[index as usize];
+        let typical_gap = Rules::typical_gap(&row.gaps);
+        self.alerts.push(Alert {
+            revived,
+            owner: row.owner,
+            contact: row.contact,
+            last_at: row.last_at,
+            dormant_since: row.dormant_since.expect("an alerting row has dormant_since"),
+            detected_at: self.watermark,
+            typical_gap: typical_gap.floor() as i64,
+            threshold: self.rules.threshold_of(typical_gap),
+            touches: row.touches,
+            counts: row.counts,
+            last_out_at: row.last_out_at,
+            last_in_at: row.last_in_at,
+            strength: row.strength,
+        });
+    }
+
+    fn fire_due(&mut self, limit: i64) {
+        for (deadline, index) in self.pop_due(limit) {
+            self.fire(index, deadline);
+        }
+    }
+
+    fn fire(&mut self, index: u32, deadline: i64) {
+        self.rows[index as usize].dormant_since = Some(deadline);
+        self.emit(false, index);
+        self.stats.dormant += 1;
+        self.dormant_rows += 1;
+    }
+
+    // --- timers (DeadlineIndex) ---------------------------------------------
+
+    fn set_deadline(&mut self, index: u32, deadline: i64) {
+        let row = &mut self.rows[index as usize];
+        if row.live_deadline.is_none() {
+            self.timers.live += 1;
+        }
+        row.live_deadline = Some(deadline);
+        if let Some(queued) = row.queued_deadline {
+            if queued <= deadline {
+                return;
+            }
+        } else {
+            self.timers.queued += 1;
+        }
+        row.queued_deadline = Some(deadline);
+        self.timers.heap.push(std::cmp::Reverse((deadline, index)));
+        if self.timers.heap.len() > 2 * self.timers.queued + 1024 {
+            self.compact_timers();
+        }
+    }
+
+    fn discard(&mut self, index: u32) {
+        let row = &mut self.rows[index as usize];
+        if row.live_deadline.take().is_some() {
+            self.timers.live -= 1;
+        }
+    }
+
+    fn may_be_due(&self, limit: i64) -> bool {
+        matches!(self.timers.heap.peek(), Some(std::cmp::Reverse((deadline, _))) if *deadline <= limit)
+    }
+
+    /// Every live deadline `<= limit`, removed, in `(deadline, owner, contact)` order.
+    fn pop_due(&mut self, limit: i64) -> Vec<(i64, u32)> {
+        let mut due = Vec::new();
+        while let Some(&std::cmp::Reverse((deadline, index))) = self.timers.heap.peek() {
+            if deadline > limit {
+                break;
+            }
+            self.timers.heap.pop();
+            let row = &mut self.rows[index as usize];
+            if row.queued_deadline != Some(deadline) {
+                continue; // superseded by an earlier push
+            }
+            match row.live_deadline {
+                None => {
+                    row.queued_deadline = None;
+                    self.timers.queued -= 1;
+                }
+                Some(current) if current == deadline => {
+                    row.queued_deadline = None;
+                    row.live_deadline = None;
+                    self.timers.queued -= 1;
+                    self.timers.live -= 1;
+                    due.push((deadline, index));
+                }
+                Some(current) => {
+                    row.queued_deadline = Some(current);
+                    self.timers.heap.push(std::cmp::Reverse((current, index)));
+                }
+            }
+        }
+        if due.len() > 1 {
+            let rows = &self.rows;
+            let names = &self.users.names;
+            due.sort_by(|&(da, a), &(db, b)| {
+                let (ra, rb) = (&rows[a as usize], &rows[b as usize]);
+                da.cmp(&db)
+                    .then_with(|| names[ra.owner as usize].cmp(&names[rb.owner as usize]))
+                    .then_with(|| names[ra.contact as usize].cmp(&names[rb.contact as usize]))
+            });
+        }
+        due
+    }
+
+    fn compact_timers(&mut self) {
+        let mut heap = Vec::with_capacity(self.timers.live);
+        for (index, row) in self.rows.iter_mut().enumerate() {
+            row.queued_deadline = row.live_deadline;
+            if let Some(deadline) = row.live_deadline {
+                heap.push(std::cmp::Reverse((deadline, index as u32)));
+            }
+        }
+        self.timers.queued = heap.len();
+        self.timers.heap = heap.into();
+    }
+}

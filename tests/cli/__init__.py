@@ -1,0 +1,1 @@
+"""Tests of the `python -m streams` operations commands against the real broker."""
