@@ -9,13 +9,12 @@ from typing import Any
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
-from faust.types import TP
 
 from streams.service.changelog_ends import committed_ends
 from streams.service.input_gate import record_seeks, seeked_offsets
 from streams.settings import Settings
 
-__all__ = ["create_app", "read_outside_the_stream"]
+__all__ = ["create_app"]
 
 
 def _credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
@@ -176,19 +175,6 @@ def _uncommitted_partitions_from_the_beginning() -> None:
 
     seek_to_committed_or_beginning._rewinds = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
-
-
-async def read_outside_the_stream(app: faust.App, topic: str, partition: int, first: int, last: int) -> None:
-    """Offsets `first..last` were read straight from the broker, never delivered through the stream.
-
-    Faust commits a partition up to its first offset not acked, and records it
-    never delivered are never acked: without this its commit would stop before
-    them for good (the lag never reaching 0, a restart re-reading them). Their
-    processing is covered by our own resume markers, not by the committed offset.
-    faust-streaming 0.15.3: `Consumer._add_gap`, the same bookkeeping it keeps
-    for offsets that transaction markers or compaction leave out.
-    """
-    await app.consumer._add_gap(TP(topic, partition), first, last)  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -14,7 +14,6 @@ from faust.types import TP, EventT
 
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
-from streams.service.app import read_outside_the_stream
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
@@ -339,8 +338,6 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             rekeyer.mark_sent(markers)
             for event in batch.send:
                 await stream.ack(event)
-            for (topic, partition), (start, end) in batch.missing.items():
-                await read_outside_the_stream(app, topic, partition, start, end - 1)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     # Judging idleness asks the broker for end offsets (slow, at times ~1 s); heartbeats carry
