@@ -314,12 +314,12 @@ def guarantee(request: pytest.FixtureRequest) -> str:
 def serving_worker(
     topic_factory: Callable[..., TopicSet],
     worker_factory: Callable[..., Worker],
-    data_dir: Path,
+    data_dir: Path | None,
     name: str,
     guarantee: str,
     module: tuple[str, ...] = WORKER_MODULE,
 ) -> tuple[TopicSet, Worker]:
-    """A 3-partition deployment with FAST settings and its first worker, on `data_dir`, serving."""
+    """A 3-partition deployment with FAST settings and its first worker, on `data_dir` (None: its own), serving."""
     topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
     worker = worker_factory(topic_set, name, data_dir, module)
     wait_until(lambda: serving(worker), 60, f"worker {name}'s web port")
@@ -606,9 +606,7 @@ def run_with_a_segment_twice(
     # SPEC §1: a duplicate never changes any state or alert.
     assert summary.applied == len(lines), f"the replay applied {summary.applied - len(lines)} copies again"
     assert summary.duplicates == end - start
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
-    worker = worker_factory(topic_set)
-    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, None, "w1", guarantee)
     produce_lines(topic_set, doubled)
     assert_like_the_replay(topic_set, want, [worker])
     wait_until(
@@ -696,9 +694,7 @@ def test_a_segment_of_two_days_sent_again_once_applied_is_partly_applied_again_a
     lines = prefix[0]
     start, end = TWO_DAYS
     _, want, summary = two_days_twice
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
-    worker = worker_factory(topic_set)
-    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, None, "w1", guarantee)
     produce_lines(topic_set, lines[:end])
     wait_until(lambda: applied_counts(worker)[0] >= end, 120, "the originals to be applied")
     produce_lines(topic_set, lines[start:end])
@@ -725,9 +721,7 @@ def test_a_segment_of_two_days_sent_again_right_behind_itself_is_applied_again_a
     lines = prefix[0]
     start, end = TWO_DAYS
     past, want, _ = two_days_twice
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
-    worker = worker_factory(topic_set)
-    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    topic_set, worker = serving_worker(topic_factory, worker_factory, None, "w1", guarantee)
     produce_lines(topic_set, with_a_segment_twice(lines, start, end))
     exactly_once = topic_set.settings.exactly_once
     alerts = wait_for_ids(
