@@ -72,6 +72,9 @@ bench-replay: install-dev ## replay events/s vs a bare orjson parse loop (Colleg
 bench-rows: install-dev ## bytes per row (serialised, RocksDB, memory) on CollegeMsg, the mention profile, one-event pairs
 	$(PY) -m bench.bench_row_size --data $(DATA)
 
+bench-retention: install-dev ## rows kept and peak RSS of a replay with and without row_ttl (mention profile, CollegeMsg)
+	$(PY) -m bench.bench_retention --data $(DATA)
+
 bench-service: install-dev kafka ## workers end to end (to all alerts out) vs a bare aiokafka consumer
 	$(PY) -m bench.bench_service --data $(DATA)
 
@@ -84,7 +87,7 @@ bench-recovery: install-dev kafka ## restart after SIGKILL (local RocksDB kept, 
 bench-guarantees: install-dev kafka ## the cost of exactly_once: one backlog under each guarantee, median of 3 runs
 	$(PY) -m bench.bench_guarantees --data $(DATA)
 
-bench: bench-replay bench-rows bench-service bench-latency bench-recovery bench-guarantees ## every benchmark; each writes its section of docs/figures/benchmarks/results.json and redraws the plots
+bench: bench-replay bench-rows bench-retention bench-service bench-latency bench-recovery bench-guarantees ## every benchmark; each writes its section of docs/figures/benchmarks/results.json and redraws the plots
 
 soak: install-dev kafka ## steady load for SOAK_MINUTES (default 30; SOAK_GUARANTEE=exactly_once) with RSS sampled; fails if memory keeps growing
 	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30}

@@ -46,12 +46,31 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "—", "—",
         ))  # fmt: skip
     for run in results.get("rows", {}).get("workloads", []):
+        json_baseline = "json_rocksdb_bytes_per_row" in run
         rows.append((
             f"bytes per row, {run['workload']} ({run['rows']:,} rows)",
             f"serialised median {run['serialised_median']} B (mean {run['serialised_mean']}, p99 "
             f"{run['serialised_p99']}); RocksDB {run['rocksdb_bytes_per_row']} B; in memory "
-            f"{run['in_memory_bytes_per_row']:,} B",
-            "—", "—",
+            f"{run['in_memory_bytes_per_row']:,} B"
+            + (f"; encode {run['encode_us']} µs, decode {run['decode_us']} µs" if json_baseline else ""),
+            f"JSON rows (version 0): serialised median {run['json_serialised_median']} B; RocksDB "
+            f"{run['json_rocksdb_bytes_per_row']} B; orjson encode {run['json_encode_us']} µs, decode "
+            f"{run['json_decode_us']} µs" if json_baseline else "—",
+            f"{run['rocksdb_bytes_per_row'] / run['json_rocksdb_bytes_per_row']:.2f} (RocksDB bytes)"
+            if json_baseline else "—",
+        ))  # fmt: skip
+    for run in results.get("retention", {}).get("runs", []):
+        kept, retained = run["without"], run["with"]
+        rows.append((
+            f"replay with row_ttl {run['row_ttl_ms'] // 86_400_000} days, {run['workload']} "
+            f"({run['events']:,} events), median of {run['rounds']}",
+            f"rows at the end {retained['rows_at_end']:,.0f} ({retained['rows_reclaimed']:,.0f} reclaimed); "
+            f"peak RSS {retained['peak_rss_mb']:,.0f} MB; {retained['events_per_second']:,.0f} events/s; "
+            f"{retained['alerts']:,.0f} alerts",
+            f"row_ttl 0: rows {kept['rows_at_end']:,.0f}; peak RSS {kept['peak_rss_mb']:,.0f} MB; "
+            f"{kept['events_per_second']:,.0f} events/s; {kept['alerts']:,.0f} alerts",
+            f"{run['rows_at_end_ratio']:.3f} (rows); {run['peak_rss_ratio']:.3f} (RSS); "
+            f"{run['speed_ratio']:.3f} (speed)",
         ))  # fmt: skip
     if guarantees := results.get("guarantees"):
         alo, eos = guarantees["at_least_once"], guarantees["exactly_once"]

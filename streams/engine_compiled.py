@@ -34,6 +34,7 @@ def core_settings(settings: Settings) -> tuple[Any, ...]:
         settings.dedup_window_ms,
         settings.allowed_lateness_ms,
         settings.max_record_bytes,
+        settings.row_ttl_ms,
     )
 
 
@@ -104,6 +105,10 @@ class CompiledReplayRun:
         """Live deadlines by row (the reference's `DeadlineIndex` content)."""
         return {(owner, contact): deadline for owner, contact, deadline in self._core.deadlines()}
 
+    def expiries(self) -> dict[RowKey, int]:
+        """When each row not established may be reclaimed (the reference's `expiries`; `row_ttl` only)."""
+        return {(owner, contact): expiry for owner, contact, expiry in self._core.expiries()}
+
 
 def replay_compiled(
     lines: Iterable[bytes],
@@ -134,4 +139,6 @@ def replay_compiled(
             counts["duplicates"],
             counts["late"],
         )
+        summary.watermark_max_jump_ms = counts["watermark_max_jump_ms"]
+        summary.rows_reset, summary.rows_reclaimed = counts["rows_reset"], counts["rows_reclaimed"]
         summary.alerts.update(dormant=counts["dormant"], revived=counts["revived"])

@@ -20,6 +20,7 @@ __all__ = ["ENGINES", "REPLAY_DEFAULTS", "ReplaySummary", "replay"]
 REPLAY_DEFAULTS: dict[str, Any] = {"allowed_lateness_ms": 0, "clock": "event"}
 EngineName = Literal["python", "compiled"]
 ENGINES: tuple[EngineName, ...] = ("python", "compiled")
+NO_EVENT = -(2**63)
 
 
 @dataclass(slots=True)
@@ -38,6 +39,12 @@ class ReplaySummary:
     """Events with `actor_id == target_id`, skipped."""
     late: int = 0
     """Events below the watermark on arrival, applied at once."""
+    watermark_max_jump_ms: int = 0
+    """Largest rise of the max `ts` by one valid event over the valid events before it (0: none): shows an outlier."""
+    rows_reset: int = 0
+    """Rows that started afresh after `row_ttl` of silence, not established (SPEC v1.1 §2)."""
+    rows_reclaimed: int = 0
+    """Rows forgotten once `row_ttl` and a de-duplication window had passed (docs/semantics.md)."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts emitted by kind."""
     seconds: float = 0.0
@@ -53,6 +60,9 @@ class ReplaySummary:
             "duplicates": self.duplicates,
             "self_interactions": self.self_interactions,
             "late": self.late,
+            "watermark_max_jump_ms": self.watermark_max_jump_ms,
+            "rows_reset": self.rows_reset,
+            "rows_reclaimed": self.rows_reclaimed,
             "alerts": {"dormant": self.alerts["dormant"], "revived": self.alerts["revived"]},
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds) if self.seconds > 0 else None,
@@ -64,12 +74,14 @@ def replay(
     settings: Settings,
     summary: ReplaySummary | None = None,
     engine_name: EngineName = "python",
+    engine: RelationshipEngine | None = None,
 ) -> Iterator[Alert]:
     """Yield the alerts of `lines` (one JSON event each) in emission order.
 
     The watermark is the max `ts` seen minus `allowed_lateness_ms`; the wall
     clock is never read for semantics (`clock` is ignored: replay is event time).
-    `engine_name="compiled"` runs the same replay in the compiled core (`core/`).
+    `engine_name="compiled"` runs the same replay in the compiled core (`core/`);
+    pass a fresh `engine` (Python) to keep its rows and timers after the replay.
     """
     summary = summary if summary is not None else ReplaySummary()
     if engine_name == "compiled":
@@ -77,11 +89,12 @@ def replay(
 
         yield from replay_compiled(lines, settings, summary)
         return
-    engine = RelationshipEngine(settings)
+    engine = engine if engine is not None else RelationshipEngine(settings)
     lateness = settings.allowed_lateness_ms
     max_bytes = settings.max_record_bytes
     offer, advance = engine.offer, engine.advance
-    max_ts = -(2**63)
+    max_ts = NO_EVENT
+    max_jump = 0
     started = time.perf_counter()
     for line in lines:
         if not line.strip():
@@ -93,7 +106,10 @@ def replay(
             summary.invalid[exc.reason.value] += 1
             continue
         ts, actor, target = event.ts, event.actor, event.target
-        max_ts = max(max_ts, ts)
+        if ts > max_ts:
+            if ts - max_ts > max_jump and max_ts != NO_EVENT:
+                max_jump = ts - max_ts
+            max_ts = ts
         if actor == target:
             summary.self_interactions += 1
         else:
@@ -104,8 +120,10 @@ def replay(
             yield from advance(max_ts - lateness)
     yield from advance(max(max_ts, engine.max_ts), inclusive=True)
     summary.seconds = time.perf_counter() - started
+    summary.watermark_max_jump_ms = max_jump
     stats = engine.stats
     summary.applied, summary.duplicates, summary.late = stats.applied, stats.duplicates, stats.late
+    summary.rows_reset, summary.rows_reclaimed = stats.rows_reset, stats.rows_reclaimed
     summary.alerts.update(dormant=stats.dormant, revived=stats.revived)
 
 

@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     dedup_window_ms: int = Field(
         DAY_MS, ge=0, description="STREAMS_DEDUP_WINDOW_MS: event-time window of id de-duplication (24 h)."
     )
+    row_ttl_ms: int = Field(
+        0,
+        ge=0,
+        description="STREAMS_ROW_TTL_MS: a row not established and silent this long starts afresh at its next event, and its storage is reclaimed (SPEC v1.1 §2); 0 keeps every row. Longer than the de-duplication window; large deployments: 180 days (15552000000).",
+    )
+    max_future_ms: int = Field(
+        HOUR_MS,
+        gt=0,
+        description="STREAMS_MAX_FUTURE_MS: with the hybrid clock, an event more than this ahead of the wall clock is a dead letter, reason `ts_in_future` (SPEC v1.1 §1; 1 h).",
+    )
 
     # --- service ---
     broker: str = Field(
@@ -181,6 +191,15 @@ class Settings(BaseSettings):
         None,
         description="STREAMS_WEB_TOKEN_FILE: file holding the token instead (a mounted secret; surrounding whitespace ignored). Not together with STREAMS_WEB_TOKEN.",
     )
+
+    @model_validator(mode="after")
+    def _row_ttl_beyond_dedup(self) -> Settings:
+        if 0 < self.row_ttl_ms <= self.dedup_window_ms:
+            raise ValueError(
+                f"STREAMS_ROW_TTL_MS ({self.row_ttl_ms}) must be 0 or longer than "
+                f"STREAMS_DEDUP_WINDOW_MS ({self.dedup_window_ms}) (SPEC v1.1 §2)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_token_source(self) -> Settings:

@@ -205,6 +205,11 @@ pub struct Row {
     /// Timer state (the reference's `DeadlineIndex._live` / `_queued` for this key).
     pub live_deadline: Option<i64>,
     pub queued_deadline: Option<i64>,
+    /// The same for the reference's `expiries` index (only with `row_ttl`).
+    pub live_expiry: Option<i64>,
+    pub queued_expiry: Option<i64>,
+    /// A free slot: its row was reclaimed (`row_ttl`); the slot waits in `Engine::free` for a new row.
+    pub vacant: bool,
 }
 
 impl Row {
@@ -241,7 +246,15 @@ impl Row {
             known_established: false,
             live_deadline: None,
             queued_deadline: None,
+            live_expiry: None,
+            queued_expiry: None,
+            vacant: false,
         }
+    }
+
+    /// What a reclaimed row's slot holds: nothing on the heap.
+    fn vacant() -> Row {
+        Row { vacant: true, ..Row::first(u32::MAX, u32::MAX, 0) }
     }
 }
 
@@ -286,6 +299,8 @@ pub struct Stats {
     pub late: u64,
     pub dormant: u64,
     pub revived: u64,
+    pub rows_reset: u64,
+    pub rows_reclaimed: u64,
 }
 
 /// Interned user ids: number <-> name.
@@ -443,11 +458,20 @@ struct Timers {
 
 pub struct Engine {
     pub rules: Rules,
+    /// SPEC v1.1 §2 retention; 0: off.
+    pub row_ttl: i64,
+    /// `row_ttl + dedup_window`: a row not established is reclaimed this long after its `last_at`.
+    reclaim_after: i64,
     pub users: Users,
+    /// Row slots, vacant ones included (`Row::vacant`, listed in `free`).
     pub rows: Vec<Row>,
     keys: KeyMap,
+    /// Vacant slots of `rows`, reused before `rows` grows.
+    free: Vec<u32>,
     held: Held,
     timers: Timers,
+    /// Rows not established, by when their storage may be reclaimed (`expiries`; only with `row_ttl`).
+    expiries: Timers,
     pub watermark: i64,
     pub closed: bool,
     pub max_ts: i64,
@@ -462,14 +486,19 @@ fn pack(owner: u32, contact: u32) -> u64 {
 }
 
 impl Engine {
-    pub fn new(rules: Rules) -> Engine {
+    pub fn new(rules: Rules, row_ttl: i64) -> Engine {
+        let reclaim_after = row_ttl + rules.dedup_window;
         Engine {
             rules,
+            row_ttl,
+            reclaim_after,
             users: Users::default(),
             rows: Vec::new(),
             keys: KeyMap::default(),
+            free: Vec::new(),
             held: Held::default(),
             timers: Timers::default(),
+            expiries: Timers::default(),
             watermark: NO_WATERMARK,
             closed: false,
             max_ts: NO_WATERMARK,
@@ -483,6 +512,16 @@ impl Engine {
     /// Number of live deadlines (`len(DeadlineIndex)`).
     pub fn live_deadlines(&self) -> usize {
         self.timers.live
+    }
+
+    /// Number of live expiries (`len(expiries)`).
+    pub fn live_expiries(&self) -> usize {
+        self.expiries.live
+    }
+
+    /// Rows held now (slots less vacant ones).
+    pub fn live_rows(&self) -> usize {
+        self.rows.len() - self.free.len()
     }
 
     // --- inputs -----------------------------------------------------------
@@ -517,6 +556,9 @@ impl Engine {
         let inclusive = self.closed;
         let held_due = matches!(self.held.first_ts(), Some(ts) if ts <= limit);
         if !held_due && !self.may_be_due(limit) {
+            if self.row_ttl != 0 && self.expiry_may_be_due(limit) {
+                self.reclaim_due(limit);
+            }
             return;
         }
         while let Some(ts) = self.held.first_ts() {
@@ -532,6 +574,9 @@ impl Engine {
         if self.may_be_due(limit) {
             self.fire_due(limit);
         }
+        if self.row_ttl != 0 {
+            self.reclaim_due(limit);
+        }
     }
 
     // --- core -------------------------------------------------------------
@@ -542,8 +587,17 @@ impl Engine {
         let mut seen_at = None;
         let index = match self.keys.get(&key) {
             None => {
-                let index = u32::try_from(self.rows.len()).expect("more than 2^32 rows");
-                self.rows.push(Row::first(owner, contact, ts));
+                let index = match self.free.pop() {
+                    Some(index) => {
+                        self.rows[index as usize] = Row::first(owner, contact, ts);
+                        index
+                    }
+                    None => {
+                        let index = u32::try_from(self.rows.len()).expect("more than 2^32 rows");
+                        self.rows.push(Row::first(owner, contact, ts));
+                        index
+                    }
+                };
                 self.keys.insert(key, index);
                 index
             }
@@ -560,6 +614,12 @@ impl Engine {
                         }
                         return;
                     }
+                }
+                if self.row_ttl != 0
+                    && row.last_at <= ts - self.row_ttl
+                    && !(row.known_established || self.rules.established(row))
+                {
+                    self.reset(index, ts);
                 }
                 index
             }
@@ -632,14 +692,36 @@ impl Engine {
         self.schedule(index);
     }
 
+    /// SPEC v1.1 §2: the row starts afresh at `ts`; it keeps its remembered ids (re-deliveries only)
+    /// and its places in the timer and expiry indexes (kept by key in the reference).
+    fn reset(&mut self, index: u32, ts: i64) {
+        let old = &mut self.rows[index as usize];
+        let mut fresh = Row::first(old.owner, old.contact, ts);
+        fresh.recent = std::mem::take(&mut old.recent);
+        fresh.recent_hashes = std::mem::take(&mut old.recent_hashes);
+        fresh.live_deadline = old.live_deadline;
+        fresh.queued_deadline = old.queued_deadline;
+        fresh.live_expiry = old.live_expiry;
+        fresh.queued_expiry = old.queued_expiry;
+        *old = fresh;
+        self.stats.rows_reset += 1;
+    }
+
     fn schedule(&mut self, index: u32) {
         let row = &mut self.rows[index as usize];
         if !row.known_established {
             if !self.rules.established(row) {
+                if self.row_ttl != 0 {
+                    let expiry = row.last_at + self.reclaim_after;
+                    self.set_expiry(index, expiry);
+                }
                 return;
             }
             row.known_established = true;
             self.established_rows += 1;
+            if row.live_expiry.take().is_some() {
+                self.expiries.live -= 1; // discard_expiry
+            }
         }
         if row.dormant_since.is_some() {
             self.discard(index);
@@ -764,6 +846,79 @@ impl Engine {
             });
         }
         due
+    }
+
+    // --- expiries (the reference's second DeadlineIndex) ------------------------
+
+    fn set_expiry(&mut self, index: u32, expiry: i64) {
+        let row = &mut self.rows[index as usize];
+        if row.live_expiry.is_none() {
+            self.expiries.live += 1;
+        }
+        row.live_expiry = Some(expiry);
+        if let Some(queued) = row.queued_expiry {
+            if queued <= expiry {
+                return;
+            }
+        } else {
+            self.expiries.queued += 1;
+        }
+        row.queued_expiry = Some(expiry);
+        self.expiries.heap.push(std::cmp::Reverse((expiry, index)));
+        if self.expiries.heap.len() > 2 * self.expiries.queued + 1024 {
+            self.compact_expiries();
+        }
+    }
+
+    fn expiry_may_be_due(&self, limit: i64) -> bool {
+        matches!(self.expiries.heap.peek(), Some(std::cmp::Reverse((expiry, _))) if *expiry <= limit)
+    }
+
+    /// Forget every row whose live expiry is `<= limit` (`_reclaim_due`): its key goes, its heap
+    /// memory (gaps, recent ids) is freed and its slot joins `free` for the next new row. The
+    /// reference goes in `(expiry, owner, contact)` order; nothing here depends on the order.
+    fn reclaim_due(&mut self, limit: i64) {
+        while let Some(&std::cmp::Reverse((expiry, index))) = self.expiries.heap.peek() {
+            if expiry > limit {
+                break;
+            }
+            self.expiries.heap.pop();
+            let row = &mut self.rows[index as usize];
+            if row.queued_expiry != Some(expiry) {
+                continue; // superseded by an earlier push
+            }
+            match row.live_expiry {
+                None => {
+                    row.queued_expiry = None;
+                    self.expiries.queued -= 1;
+                }
+                Some(current) if current == expiry => {
+                    self.expiries.queued -= 1;
+                    self.expiries.live -= 1;
+                    debug_assert!(row.live_deadline.is_none() && row.queued_deadline.is_none());
+                    self.keys.remove(&pack(row.owner, row.contact));
+                    *row = Row::vacant();
+                    self.free.push(index);
+                    self.stats.rows_reclaimed += 1;
+                }
+                Some(current) => {
+                    row.queued_expiry = Some(current);
+                    self.expiries.heap.push(std::cmp::Reverse((current, index)));
+                }
+            }
+        }
+    }
+
+    fn compact_expiries(&mut self) {
+        let mut heap = Vec::with_capacity(self.expiries.live);
+        for (index, row) in self.rows.iter_mut().enumerate() {
+            row.queued_expiry = row.live_expiry;
+            if let Some(expiry) = row.live_expiry {
+                heap.push(std::cmp::Reverse((expiry, index as u32)));
+            }
+        }
+        self.expiries.queued = heap.len();
+        self.expiries.heap = heap.into();
     }
 
     fn compact_timers(&mut self) {

@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use decode::{decode_fast, is_blank, strip_line_end};
 use engine::{Alert, Engine, EventId, Rules, Update, IN, OUT};
 
 const INTERACTION_TYPES: [&str; 3] = ["mention", "reply", "like"];
+/// The settings tuple's first 12 values (a tuple extracts in one piece up to 12).
+type FirstSettings = ((f64, f64, f64), i64, i64, usize, i64, bool, f64, i64, i64, i64, i64, usize);
 /// Settings beyond this are refused: every ms value must convert to a float exactly.
 const MAX_EXACT_MS: i64 = 1 << 53;
 
@@ -40,6 +42,8 @@ struct CompiledReplay {
     lateness: i64,
     max_bytes: usize,
     max_ts: i64,
+    /// Largest rise of `max_ts` by one valid event (`ReplaySummary.watermark_max_jump_ms`).
+    max_jump: i64,
     read: u64,
     self_interactions: u64,
     invalid: BTreeMap<String, u64>,
@@ -90,14 +94,14 @@ fn exact_ms(name: &str, value: i64) -> PyResult<i64> {
 impl CompiledReplay {
     /// `settings`: (weights (mention, reply, like), half_life_ms, touch_merge_ms, gap_window,
     /// min_touches, require_mutual, k, min_silence_ms, max_silence_ms, dedup_window_ms,
-    /// allowed_lateness_ms, max_record_bytes).
+    /// allowed_lateness_ms, max_record_bytes, row_ttl_ms).
     #[new]
-    #[allow(clippy::type_complexity)]
-    fn new(
-        py: Python<'_>,
-        settings: ((f64, f64, f64), i64, i64, usize, i64, bool, f64, i64, i64, i64, i64, usize),
-        fallback: Py<PyAny>,
-    ) -> PyResult<Self> {
+    fn new(py: Python<'_>, settings: &Bound<'_, PyTuple>, fallback: Py<PyAny>) -> PyResult<Self> {
+        if settings.len() != 13 {
+            return Err(PyValueError::new_err(format!("settings: 13 values, not {}", settings.len())));
+        }
+        let row_ttl: i64 = settings.get_item(12)?.extract()?;
+        let settings: FirstSettings = settings.get_slice(0, 12).extract()?;
         let (
             weights,
             half_life,
@@ -124,12 +128,20 @@ impl CompiledReplay {
             max_silence: exact_ms("max_silence_ms", max_silence)?,
             dedup_window: exact_ms("dedup_window_ms", dedup_window)?,
         };
+        let row_ttl = exact_ms("row_ttl_ms", row_ttl)?;
+        if row_ttl != 0 && row_ttl <= rules.dedup_window {
+            return Err(PyValueError::new_err(format!(
+                "row_ttl_ms must be 0 or longer than dedup_window_ms ({}): {row_ttl}",
+                rules.dedup_window
+            )));
+        }
         Ok(CompiledReplay {
-            engine: Engine::new(rules),
+            engine: Engine::new(rules, row_ttl),
             fallback,
             lateness: exact_ms("allowed_lateness_ms", lateness)?,
             max_bytes,
             max_ts: i64::MIN,
+            max_jump: 0,
             read: 0,
             self_interactions: 0,
             invalid: BTreeMap::new(),
@@ -179,6 +191,12 @@ impl CompiledReplay {
         out.set_item("established_rows", self.engine.established_rows)?;
         out.set_item("dormant_rows", self.engine.dormant_rows)?;
         out.set_item("live_deadlines", self.engine.live_deadlines())?;
+        out.set_item("rows_reset", stats.rows_reset)?;
+        out.set_item("rows_reclaimed", stats.rows_reclaimed)?;
+        out.set_item("live_rows", self.engine.live_rows())?;
+        out.set_item("row_slots", self.engine.rows.len())?;
+        out.set_item("live_expiries", self.engine.live_expiries())?;
+        out.set_item("watermark_max_jump_ms", self.max_jump)?;
         out.set_item("watermark", self.engine.watermark)?;
         out.set_item("fast_decoded", self.fast_decoded)?;
         Ok(out)
@@ -188,7 +206,7 @@ impl CompiledReplay {
     fn rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let names = &self.engine.users.names;
         let out = PyList::empty(py);
-        for row in &self.engine.rows {
+        for row in self.engine.rows.iter().filter(|row| !row.vacant) {
             let recent = PyList::empty(py);
             for entry in &row.recent {
                 recent.append((entry.id.as_str(), entry.ts, entry.pos))?;
@@ -215,9 +233,21 @@ impl CompiledReplay {
     fn deadlines<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let names = &self.engine.users.names;
         let out = PyList::empty(py);
-        for row in &self.engine.rows {
+        for row in self.engine.rows.iter().filter(|row| !row.vacant) {
             if let Some(deadline) = row.live_deadline {
                 out.append((&*names[row.owner as usize], &*names[row.contact as usize], deadline))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live expiries as `(owner, contact, expiry)` (the reference's `expiries` content, `row_ttl` only).
+    fn expiries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let names = &self.engine.users.names;
+        let out = PyList::empty(py);
+        for row in self.engine.rows.iter().filter(|row| !row.vacant) {
+            if let Some(expiry) = row.live_expiry {
+                out.append((&*names[row.owner as usize], &*names[row.contact as usize], expiry))?;
             }
         }
         Ok(out)
@@ -249,7 +279,12 @@ impl CompiledReplay {
                 }
             },
         };
-        self.max_ts = self.max_ts.max(ts);
+        if ts > self.max_ts {
+            if self.max_ts != i64::MIN && ts - self.max_ts > self.max_jump {
+                self.max_jump = ts - self.max_ts;
+            }
+            self.max_ts = ts;
+        }
         let engine = &mut self.engine;
         if actor == target {
             self.self_interactions += 1;

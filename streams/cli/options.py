@@ -25,6 +25,7 @@ SEMANTIC_FIELDS = (
     "idle_timeout_ms",
     "clock",
     "dedup_window_ms",
+    "row_ttl_ms",
 )
 
 

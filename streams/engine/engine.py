@@ -21,6 +21,7 @@ NO_WATERMARK = -(2**63)
 REMEMBER_AT_LEAST = 32
 RowKey = tuple[str, str]
 RowChanged = Callable[[RowKey, Row], None]
+RowRemoved = Callable[[RowKey], None]
 UpdateApplied = Callable[[int], None]
 
 
@@ -40,6 +41,10 @@ class EngineStats:
     """Dormant alerts emitted."""
     revived: int = 0
     """Revived alerts emitted."""
+    rows_reset: int = 0
+    """Rows that started afresh: not established and silent for `row_ttl` (SPEC v1.1 §2)."""
+    rows_reclaimed: int = 0
+    """Rows whose storage was reclaimed (see `RelationshipEngine._reclaim_due`)."""
 
 
 class RelationshipEngine:
@@ -48,7 +53,8 @@ class RelationshipEngine:
     One instance owns a set of rows (all of them in replay, one owner partition
     in the service). `rows` may be any mapping; `on_row_changed` is called after
     every mutation so a caller can persist the row, `on_applied` with each
-    update's tag once it has been applied (or ignored as a duplicate). With
+    update's tag once it has been applied (or ignored as a duplicate),
+    `on_row_removed` when a row's storage is reclaimed (`row_ttl`). With
     `protect_unwritten`, a row keeps every id applied since the caller last
     reset its `unwritten` count (when it wrote the row).
 
@@ -69,14 +75,21 @@ class RelationshipEngine:
         on_row_changed: RowChanged | None = None,
         on_applied: UpdateApplied | None = None,
         protect_unwritten: bool = False,
+        on_row_removed: RowRemoved | None = None,
     ) -> None:
         self.rules = Rules(settings)
+        self.row_ttl = settings.row_ttl_ms
+        # Reclaimed a de-duplication window after `last_at + row_ttl`: an event up to
+        # that late finds the row reset anyway (its ts is past `last_at + row_ttl`).
+        self._reclaim_after = settings.row_ttl_ms + settings.dedup_window_ms
         # The service persists rows at checkpoints: ids applied since a row was last
         # written are never forgotten, so a restart after a checkpoint cut short can
         # tell every re-delivered update the row already holds (see Row.unwritten).
         self._protect_unwritten = protect_unwritten
         self.rows: MutableMapping[RowKey, Row] = {} if rows is None else rows
         self.timers = DeadlineIndex()
+        self.expiries = DeadlineIndex()
+        """Rows not established, by when their storage may be reclaimed (only with `row_ttl`)."""
         self.held: list[RowUpdate] = []
         self.watermark = NO_WATERMARK
         self.closed = False
@@ -85,6 +98,7 @@ class RelationshipEngine:
         self.stats = EngineStats()
         self._on_row_changed = on_row_changed
         self._on_applied = on_applied
+        self._on_row_removed = on_row_removed
         self._alerts: list[Alert] = []
         self.established_rows = 0
         """Rows that are established (they never stop being so)."""
@@ -126,6 +140,8 @@ class RelationshipEngine:
         held = self.held
         may_be_due = self.timers.may_be_due
         if not (held and held[0].ts <= limit) and not may_be_due(limit):
+            if self.row_ttl and self.expiries.may_be_due(limit):
+                self._reclaim_due(limit)
             return []
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
@@ -134,6 +150,8 @@ class RelationshipEngine:
             self._apply(update, late=False)
         if may_be_due(limit):
             self._fire_due(limit)
+        if self.row_ttl:
+            self._reclaim_due(limit)
         return self._take_alerts()
 
     def finish(self) -> list[Alert]:
@@ -162,6 +180,8 @@ class RelationshipEngine:
                 if self._on_applied is not None:
                     self._on_applied(tag)
                 return
+            if self.row_ttl and row.last_at <= ts - self.row_ttl and not self._established(row):
+                row = self._reset(key, row, ts)
         if direction == OUT:
             self.stats.applied += 1
             if late:
@@ -220,12 +240,49 @@ class RelationshipEngine:
                 break
             del recent[oldest]
 
+    def _established(self, row: Row) -> bool:
+        return row.known_established or self.rules.established(row)
+
+    def _reset(self, key: RowKey, row: Row, ts: int) -> Row:
+        """SPEC v1.1 §2: the row starts afresh, as if it did not exist; `ts` is its first event.
+
+        Its remembered ids stay, for re-deliveries only: none can be a
+        duplicate any more (applied at or before the old `last_at`, more than
+        `row_ttl` > the de-duplication window before the new one).
+        """
+        fresh = Row.first(ts)
+        fresh.recent = row.recent
+        fresh.unwritten = row.unwritten
+        self.rows[key] = fresh
+        self.stats.rows_reset += 1
+        return fresh
+
+    def _reclaim_due(self, limit: int) -> None:
+        """Forget rows not established whose `last_at + row_ttl + dedup_window <= limit`.
+
+        Never visible in alerts: any later event for such a row either is
+        past `last_at + row_ttl` (the row is reset) or is late by more than the
+        de-duplication window, beyond which the SPEC no longer recognises an
+        id either. The watermark decides when, so a replay reclaims the same
+        rows whatever its batch sizes.
+        """
+        rows = self.rows
+        for _, key in self.expiries.pop_due(limit):
+            del rows[key]
+            self.stats.rows_reclaimed += 1
+            if self._on_row_removed is not None:
+                self._on_row_removed(key)
+
     def _schedule(self, key: RowKey, row: Row) -> None:
         if not row.known_established:
             if not self.rules.established(row):
+                if self.row_ttl:
+                    self.expiries.set(key, row.last_at + self._reclaim_after)
                 return
             row.known_established = True  # counts and touches only grow: it stays so
             self.established_rows += 1
+            if self.row_ttl:
+                self.expiries.discard(key)
         if row.dormant_since is not None:
             self.timers.discard(key)
             return

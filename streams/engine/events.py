@@ -42,6 +42,7 @@ class Reason(StrEnum):
     BAD_LENGTH = "bad_length"
     UNKNOWN_TYPE = "unknown_type"
     TS_OUT_OF_RANGE = "ts_out_of_range"
+    TS_IN_FUTURE = "ts_in_future"
 
 
 class InvalidEvent(ValueError):

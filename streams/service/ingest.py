@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
 from faust.types import TP, EventT
 
-from streams.engine.events import IN, INTERACTION_TYPES, OUT, InvalidEvent, decode_event
+from streams.engine.events import IN, INTERACTION_TYPES, OUT, TS_MAX, InvalidEvent, Reason, decode_event
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
@@ -26,17 +26,26 @@ from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
-__all__ = ["Rekeyer", "register_ingest"]
+__all__ = ["Rekeyer", "register_ingest", "wall_clock_ms"]
 
 log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """The wall clock, epoch ms."""
+    return int(time.time() * 1000)
 
 
 class Rekeyer:
     """Splits input batches into owner partitions and tracks what each input partition has sent."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, wall_clock: Callable[[], int] = wall_clock_ms
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.wall_clock = wall_clock
+        """Epoch ms now: with the hybrid clock, events more than `max_future_ms` ahead of it are dead letters."""
         self._seen: dict[str, int] = {}
         self._consumed: dict[tuple[str, str], Any] = {}
         self.sent: dict[str, int] = {}
@@ -56,9 +65,19 @@ class Rekeyer:
     def split(
         self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
     ) -> tuple[dict[int, list[UpdateFields]], list[str]]:
-        """Row updates per owner partition, and the input partitions the batch touched (updates index it)."""
+        """Row updates per owner partition, and the input partitions the batch touched (updates index it).
+
+        Invalid records, and with the hybrid clock records from the future
+        (SPEC v1.1 §1: `ts` more than `max_future_ms` ahead of the wall clock
+        as the batch is split), go to `dead` instead; neither moves the max
+        event time the markers carry.
+        """
         partitions = self.settings.partitions
         max_bytes = self.settings.max_record_bytes
+        max_future = self.settings.max_future_ms
+        hybrid = self.settings.clock == "hybrid"
+        now_ms = self.wall_clock() if hybrid else 0
+        latest_ts = now_ms + max_future if hybrid else TS_MAX  # no valid ts reaches TS_MAX
         consumed, seen, self_count = self._consumed_counter, self._seen, 0
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
@@ -77,8 +96,13 @@ class Rekeyer:
                 dead.append((event, exc))
                 consumed(message.topic, "invalid").inc()
                 continue
-            consumed(message.topic, INTERACTION_TYPES[interaction.type]).inc()
             ts = interaction.ts
+            if ts > latest_ts:
+                detail = f"{ts - now_ms} ms ahead of the wall clock (max_future_ms {max_future})"
+                dead.append((event, InvalidEvent(Reason.TS_IN_FUTURE, "ts", detail)))
+                consumed(message.topic, "invalid").inc()
+                continue
+            consumed(message.topic, INTERACTION_TYPES[interaction.type]).inc()
             if ts > seen.get(source, ts - 1):
                 seen[source] = ts
             actor, target = interaction.actor, interaction.target

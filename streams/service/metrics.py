@@ -46,7 +46,7 @@ class Metrics:
         self.build_info.info({"version": __version__})
         self.consumed = Counter(
             f"{PREFIX}_events_consumed_total",
-            "Input records consumed, by input topic and event type (`invalid` when unreadable).",
+            "Input records consumed, by input topic and event type (`invalid` when rejected: unreadable, or `ts_in_future`).",
             ["topic", "type"],
             registry=r,
         )
@@ -83,6 +83,16 @@ class Metrics:
         self.applied = Counter(
             f"{PREFIX}_events_applied_total",
             "Events applied to relationship rows (once per event).",
+            registry=r,
+        )
+        self.rows_reset = Counter(
+            f"{PREFIX}_rows_reset_total",
+            "Rows not established that started afresh after `row_ttl` of silence (SPEC v1.1).",
+            registry=r,
+        )
+        self.rows_reclaimed = Counter(
+            f"{PREFIX}_rows_reclaimed_total",
+            "Rows not established whose storage was reclaimed (`row_ttl`; a tombstone in the changelog).",
             registry=r,
         )
         self.alerts = Counter(

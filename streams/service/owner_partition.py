@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Generic, NamedTuple, TypeVar
+
+import orjson
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
@@ -18,6 +21,13 @@ __all__ = ["Checkpoint", "OwnerPartition", "Resume"]
 
 Handle = TypeVar("Handle")
 RowKey = tuple[str, str]
+
+RESUME_FORMAT_VERSION = 1
+"""The leading byte `Resume.to_bytes` writes; version 0 is the JSON object of `to_json` (starts with `{`)."""
+_RESUME_HEAD = struct.Struct("<BBqqqI")  # version, flags, last_offset, watermark, replay_from, sources
+_RESUME_SOURCE = struct.Struct("<qH")  # highest offset received, UTF-8 length of the name that follows
+_RESUME_CLOSED = 1
+_RESUME_HAS_REPLAY_FROM = 2
 
 
 class Resume(NamedTuple):
@@ -49,12 +59,70 @@ class Resume(NamedTuple):
         """Inverse of `to_json`."""
         return cls(obj["q"], obj["w"], obj["c"], obj["r"], obj.get("f"))
 
+    def to_bytes(self) -> bytes:
+        """Version 1: `_RESUME_HEAD`, then per input partition its offset, name length and UTF-8 name.
+
+        >>> Resume.from_bytes(Resume(7, 1_000, True, {"in:0": 41}).to_bytes())
+        Resume(last_offset=7, watermark=1000, closed=True, received={'in:0': 41}, replay_from=None)
+        """
+        flags = (_RESUME_CLOSED if self.closed else 0) | (
+            0 if self.replay_from is None else _RESUME_HAS_REPLAY_FROM
+        )
+        try:
+            parts = [
+                _RESUME_HEAD.pack(
+                    RESUME_FORMAT_VERSION,
+                    flags,
+                    self.last_offset,
+                    self.watermark,
+                    self.replay_from or 0,
+                    len(self.received),
+                )
+            ]
+            for source, offset in self.received.items():
+                name = source.encode()
+                parts += [_RESUME_SOURCE.pack(offset, len(name)), name]
+        except struct.error as exc:
+            raise ValueError(f"resume field out of range: {exc}") from exc
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Resume:
+        """Decode any version `to_bytes` wrote (also the JSON object written before version 1)."""
+        if not data:
+            raise ValueError("empty resume bytes")
+        version = data[0]
+        if version == ord("{"):
+            return cls.from_json(orjson.loads(data))
+        if version != RESUME_FORMAT_VERSION:
+            raise ValueError(f"unknown resume format version byte 0x{version:02x}")
+        try:
+            _, flags, last_offset, watermark, replay_from, sources = _RESUME_HEAD.unpack_from(data)
+            i = _RESUME_HEAD.size
+            received: dict[str, int] = {}
+            for _ in range(sources):
+                offset, size = _RESUME_SOURCE.unpack_from(data, i)
+                i += _RESUME_SOURCE.size
+                received[data[i : i + size].decode()] = offset
+                i += size
+        except struct.error as exc:
+            raise ValueError(f"truncated resume bytes ({len(data)} bytes)") from exc
+        if i != len(data):
+            raise ValueError(f"resume bytes do not end where their fields do ({i} of {len(data)} bytes)")
+        return cls(
+            last_offset,
+            watermark,
+            bool(flags & _RESUME_CLOSED),
+            received,
+            replay_from if flags & _RESUME_HAS_REPLAY_FROM else None,
+        )
+
 
 class Checkpoint(NamedTuple, Generic[Handle]):
     """What must reach the changelog before `acks` may be acked."""
 
-    rows: list[tuple[RowKey, Row]]
-    """Rows changed since the last checkpoint."""
+    rows: list[tuple[RowKey, Row | None]]
+    """Rows changed since the last checkpoint (None: reclaimed, delete it)."""
     resume: Resume
     """Written after the rows."""
     acks: list[Handle]
@@ -115,7 +183,12 @@ class OwnerPartition(Generic[Handle]):
         self.handled_before = 0
         """Records delivered again after being handled (below `next_offset`)."""
         self.engine = RelationshipEngine(
-            settings, rows, on_row_changed=self._changed, on_applied=self._applied, protect_unwritten=True
+            settings,
+            rows,
+            on_row_changed=self._changed,
+            on_applied=self._applied,
+            protect_unwritten=True,
+            on_row_removed=self._removed,
         )
         # The tracker starts afresh: re-delivered markers rebuild it.
         self.tracker = WatermarkTracker(
@@ -231,9 +304,10 @@ class OwnerPartition(Generic[Handle]):
             assert self.resume is not None
             return Checkpoint([], self.resume, [])
         rows = self.engine.rows
-        changed = [(key, rows[key]) for key in self._dirty]
+        changed = [(key, rows.get(key)) for key in self._dirty]
         for _, row in changed:
-            row.unwritten = 0
+            if row is not None:
+                row.unwritten = 0
         self._dirty = set()
         acks: list[Handle] = []
         unacked = self._unacked
@@ -255,6 +329,9 @@ class OwnerPartition(Generic[Handle]):
         return len(self._unacked)
 
     def _changed(self, key: RowKey, row: Row) -> None:
+        self._dirty.add(key)
+
+    def _removed(self, key: RowKey) -> None:
         self._dirty.add(key)
 
     def _applied(self, tag: int) -> None:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 
 __all__ = [
+    "OWNER_RECORD_FORMAT_VERSION",
     "Marker",
     "OwnerRecord",
     "decode_owner_record",
@@ -19,6 +20,11 @@ __all__ = [
 # [ts, event_id, owner, contact, direction, type, source index, input offset]
 UpdateFields = list[Any]
 Marker = tuple[int | None, bool]  # (max event time sent, idle)
+
+OWNER_RECORD_FORMAT_VERSION = 1
+"""The leading byte of the records `encode_owner_record` writes; version 0 is the bare JSON object (`{`)."""
+_VERSION_1 = bytes((OWNER_RECORD_FORMAT_VERSION,))
+_JSON_OBJECT = ord("{")
 
 
 def source_name(topic: str, partition: int) -> str:
@@ -43,12 +49,29 @@ class OwnerRecord(NamedTuple):
 
 
 def encode_owner_record(sources: list[str], updates: list[UpdateFields], markers: dict[str, Marker]) -> bytes:
-    """Row updates followed (logically) by the markers that cover them; no updates = a heartbeat."""
-    return orjson.dumps({"s": sources, "u": updates, "wm": markers})
+    """Row updates followed (logically) by the markers that cover them; no updates = a heartbeat.
+
+    Version 1: the byte 0x01, then the JSON object `{"s": sources, "u": updates,
+    "wm": markers}` (orjson). JSON stays inside because orjson encodes and decodes
+    it faster than a binary layout built in Python.
+    """
+    return _VERSION_1 + orjson.dumps({"s": sources, "u": updates, "wm": markers})
 
 
 def decode_owner_record(raw: bytes) -> OwnerRecord:
-    """Inverse of `encode_owner_record`."""
-    obj = orjson.loads(raw)
+    """Inverse of `encode_owner_record`, for every version: also the bare JSON object written before version 1.
+
+    >>> decode_owner_record(encode_owner_record(["t:0"], [], {"t:0": (5, False)})).markers
+    {'t:0': (5, False)}
+    """
+    if not raw:
+        raise ValueError("empty owner record")
+    version = raw[0]
+    if version == OWNER_RECORD_FORMAT_VERSION:
+        obj = orjson.loads(memoryview(raw)[1:])
+    elif version == _JSON_OBJECT:
+        obj = orjson.loads(raw)
+    else:
+        raise ValueError(f"unknown owner record format version byte 0x{version:02x}")
     markers = {s: (m[0], m[1]) for s, m in obj.get("wm", {}).items()}
     return OwnerRecord(obj.get("s", []), obj.get("u", []), markers)

@@ -117,7 +117,7 @@ class OwnerPartitions:
                 owner, contact = orjson.loads(key)
                 rows[(owner, contact)] = Row.from_bytes(value)
             elif key == RESUME_KEY:
-                resume = Resume.from_json(orjson.loads(value))
+                resume = Resume.from_bytes(value)
         part: OwnerPartition[EventT[Any]] = OwnerPartition(
             partition, self.settings, rows, self.sources(), resume
         )
@@ -241,19 +241,19 @@ class OwnerPartitions:
         for key, row in done.rows:
             if part.revoked:
                 return  # the partition moved during an await: its new owner writes from now on
-            await write(row_key(key), row.to_bytes())
+            await write(row_key(key), None if row is None else row.to_bytes())
         if part.revoked:
             return
         # Written last: a restart trusts it only together with the rows above.
-        await write(RESUME_KEY, orjson.dumps(done.resume.to_json()))
+        await write(RESUME_KEY, done.resume.to_bytes())
         if part.revoked:
             return
         for event in done.acks:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
 
-    def _writer(self, partition: int, tid: str | None) -> Callable[[bytes, bytes], Awaitable[Any]]:
-        """Write a key of the rows table: local RocksDB, then its changelog record.
+    def _writer(self, partition: int, tid: str | None) -> Callable[[bytes, bytes | None], Awaitable[Any]]:
+        """Write a key of the rows table (None: delete it): local RocksDB, then its changelog record.
 
         What `table[key] = value` does, minus Faust's one-message-at-a-time
         changelog buffer, which bounds a worker at a few thousand rows/s. The
@@ -270,14 +270,17 @@ class OwnerPartitions:
             committed_writes = self.committed_writes
             self.app.producer.streams_on_committed = committed_writes.committed  # type: ignore[attr-defined]
 
-            async def write_in_transaction(key: bytes, value: bytes) -> None:
+            async def write_in_transaction(key: bytes, value: bytes | None) -> None:
                 await self.transactions.send(tid, changelog_name, value, key=key, partition=partition)
                 committed_writes.add(tid, partition, key, value)  # to RocksDB once committed
 
             return write_in_transaction
 
-        async def write(key: bytes, value: bytes) -> None:
-            store[key] = value
+        async def write(key: bytes, value: bytes | None) -> None:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
             await changelog.send(
                 key=key,
                 value=value,
@@ -351,6 +354,7 @@ def register_relationships(
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
+            resets, reclaims = stats.rows_reset, stats.rows_reclaimed
             offset = event.message.offset
             await partitions.catch_up(part, offset)
             record = decode_owner_record(event.value)
@@ -360,6 +364,8 @@ def register_relationships(
             metrics.duplicates.inc(stats.duplicates - before[1])
             metrics.late.inc(stats.late - before[2])
             metrics.redelivered.inc(stats.redelivered + part.skipped - before[3])
+            metrics.rows_reset.inc(stats.rows_reset - resets)
+            metrics.rows_reclaimed.inc(stats.rows_reclaimed - reclaims)
             if not part.revoked and partitions.checkpoint_due(part, heartbeat=not record.updates):
                 await partitions.checkpoint(part, stream)
             metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)

@@ -60,7 +60,7 @@ class Transactions:
         self,
         transactional_id: str | None,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | None = None,
         partition: int | None = None,
         headers: Any = None,
@@ -125,17 +125,21 @@ class CommittedWrites:
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.pending: dict[str, dict[tuple[int, bytes], bytes]] = {}
+        self.pending: dict[str, dict[tuple[int, bytes], bytes | None]] = {}
 
-    def add(self, transactional_id: str, partition: int, key: bytes, value: bytes) -> None:
-        """A write sent in the transaction (replacing an earlier one of the same key)."""
+    def add(self, transactional_id: str, partition: int, key: bytes, value: bytes | None) -> None:
+        """A write sent in the transaction (replacing an earlier one of the same key); None deletes the key."""
         self.pending.setdefault(transactional_id, {})[partition, key] = value
 
     def committed(self, transactional_id: str) -> None:
         """The transaction committed: its writes go to the local table."""
         store = self.table.data
         for (partition, key), value in self.pending.pop(transactional_id, {}).items():
-            store._db_for_partition(partition)[key] = value
+            db = store._db_for_partition(partition)
+            if value is None:
+                del db[key]
+            else:
+                db[key] = value
 
     def discard_all(self) -> None:
         """On revocation: open transactions are aborted, their writes dropped."""

@@ -40,6 +40,7 @@ class ReferenceReplay:
     duplicates: int = 0
     late: int = 0
     self_interactions: int = 0
+    rows_reset: int = 0
 
 
 class Reference:
@@ -59,14 +60,20 @@ class Reference:
       same id at some `ts_then` with `|ts - ts_then| < window` and
       `last_at - ts_then < window`. Every applied id is kept: the contract lets
       a row forget only ids older than `last_at - window`, which can no longer match.
+    - With `row_ttl`, a row not established whose `last_at <= ts - row_ttl`
+      is replaced by a new, empty row before an update at `ts` is applied (after
+      the duplicate check). With `reclaim` (docs/semantics.md's choice), once the
+      watermark reaches `last_at + row_ttl + dedup_window` such a row is forgotten
+      whole, as if it never existed.
     - End of input: the watermark becomes the largest `ts` read, inclusive.
 
     Counters count events once (on the actor's `out` row); a late event is
     counted late only when applied, not when it is a duplicate.
     """
 
-    def __init__(self, config: Settings) -> None:
+    def __init__(self, config: Settings, reclaim: bool = True) -> None:
         self.config = config
+        self.reclaim = reclaim and config.row_ttl_ms > 0
         self.weights = {
             "mention": config.weight_mention,
             "reply": config.weight_reply,
@@ -125,6 +132,12 @@ class Reference:
             "schema_version": 1,
         }
 
+    def expired(self, row: ReferenceRow, ts: int) -> bool:
+        """SPEC v1.1 §2: with `row_ttl`, a row not established and silent `row_ttl` before `ts` starts afresh."""
+        ttl = self.config.row_ttl_ms
+        assert row.last_at is not None
+        return ttl > 0 and row.last_at <= ts - ttl and not self.established(row)
+
     def is_duplicate(self, row: ReferenceRow, event_id: str, ts: int) -> bool:
         """§1 and §8: the row applied `event_id` less than a window away, and not a window before its last event."""
         window = self.config.dedup_window_ms
@@ -163,6 +176,9 @@ class Reference:
                 row = rows[key] = ReferenceRow()
             elif self.is_duplicate(row, event_id, ts):
                 return False
+            elif self.expired(row, ts):
+                row = rows[key] = ReferenceRow()
+                result.rows_reset += 1
             older = row.last_at is not None and ts < row.last_at
             if not older:
                 if row.dormant_since is not None:
@@ -193,6 +209,13 @@ class Reference:
                 if direction == OUT:
                     count(applied, late=False)
             fire(watermark)
+            if self.reclaim:
+                horizon = watermark - self.config.row_ttl_ms - self.config.dedup_window_ms
+                for key in [
+                    k for k, row in rows.items() if row.last_at is not None and row.last_at <= horizon
+                ]:
+                    if not self.established(rows[key]):
+                        del rows[key]
 
         watermark: int | None = None
         largest: int | None = None

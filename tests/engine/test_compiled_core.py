@@ -24,12 +24,13 @@ from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import INTERACTION_TYPES, InvalidEvent, decode_event
 from streams.engine.row import Row
-from streams.engine_compiled import CompiledReplayRun, replay_compiled
+from streams.engine_compiled import CompiledReplayRun, core_settings, reference_decoder, replay_compiled
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.settings import Settings
 from tests.engine.support import DAY, HOUR, MINUTE, T0, make_settings
 
 USERS = [f"u{i}" for i in range(6)] + ["ü", "\U0001f600", "a" * 128]
+ROW_TTLS = [0, 0, 3 * DAY, 12 * DAY, 40 * DAY]
 DIFFERENTIAL = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DECODER = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RowKey = tuple[str, str]
@@ -64,6 +65,7 @@ class Outcome:
         summary: ReplaySummary,
         rows: dict[RowKey, Row],
         deadlines: dict[RowKey, int],
+        expiries: dict[RowKey, int],
         counters: dict[str, int],
     ) -> None:
         self.alerts = alerts
@@ -72,6 +74,7 @@ class Outcome:
         }
         self.rows = rows
         self.deadlines = deadlines
+        self.expiries = expiries
         self.counters = counters
 
 
@@ -87,7 +90,8 @@ def reference_outcome(lines: list[bytes], config: Settings) -> Outcome:
         "dormant_rows": engine.dormant_rows,
         "watermark": engine.watermark,
     }
-    return Outcome(alerts, summary, dict(engine.rows), dict(engine.timers._live), counters)
+    expiries = dict(engine.expiries._live)
+    return Outcome(alerts, summary, dict(engine.rows), dict(engine.timers._live), expiries, counters)
 
 
 def compiled_outcome(lines: list[bytes], config: Settings, batch_lines: int = 8192) -> Outcome:
@@ -99,11 +103,11 @@ def compiled_outcome(lines: list[bytes], config: Settings, batch_lines: int = 81
     counters = {
         name: counts[name] for name in ("redelivered", "established_rows", "dormant_rows", "watermark")
     }
-    return Outcome(alerts, summary, run.rows(), run.deadlines(), counters)
+    return Outcome(alerts, summary, run.rows(), run.deadlines(), run.expiries(), counters)
 
 
 def assert_identical(actual: Outcome, expected: Outcome) -> None:
-    """Same alerts in the same order (floats exact), summary counts, rows, deadlines and counters."""
+    """Same alerts in the same order (floats exact), summary counts, rows, deadlines, expiries and counters."""
     assert len(actual.alerts) == len(expected.alerts)
     for got, want in zip(actual.alerts, expected.alerts, strict=True):
         assert list(got) == list(want)  # same keys in the same order
@@ -116,6 +120,7 @@ def assert_identical(actual: Outcome, expected: Outcome) -> None:
         assert actual.rows[key] == row, key  # Row equality: identical serialised bytes
         assert actual.rows[key].strength.hex() == row.strength.hex()
     assert actual.deadlines == expected.deadlines
+    assert actual.expiries == expected.expiries
     assert actual.counters == expected.counters
 
 
@@ -199,6 +204,9 @@ def dirty_streams(draw: st.DrawFn) -> tuple[list[bytes], dict[str, Any]]:
             }
         )
     )
+    # Settings refuses a row_ttl within the de-duplication window
+    ttls = [ttl for ttl in ROW_TTLS if ttl == 0 or ttl > overrides["dedup_window_ms"]]
+    overrides["row_ttl_ms"] = draw(st.sampled_from(ttls))
     return lines, overrides
 
 
@@ -233,7 +241,9 @@ def test_batch_splits_do_not_change_anything(
 
 
 def test_the_generator_reaches_the_interesting_cases() -> None:
-    seen: dict[str, int] = dict.fromkeys(["dormant", "revived", "duplicates", "late", "invalid", "self"], 0)
+    seen: dict[str, int] = dict.fromkeys(
+        ["dormant", "revived", "duplicates", "late", "invalid", "self", "reset", "reclaimed", "jump"], 0
+    )
 
     @settings(max_examples=150, derandomize=True, database=None, deadline=None)
     @given(stream=dirty_streams(), seed=st.integers(0, 2**32))
@@ -247,6 +257,9 @@ def test_the_generator_reaches_the_interesting_cases() -> None:
         seen["late"] += summary["late"] > 0
         seen["invalid"] += summary["invalid_total"] > 0
         seen["self"] += summary["self_interactions"] > 0
+        seen["reset"] += summary["rows_reset"] > 0
+        seen["reclaimed"] += summary["rows_reclaimed"] > 0
+        seen["jump"] += summary["watermark_max_jump_ms"] > 0
 
     collect()
     assert all(count >= 15 for count in seen.values()), seen
@@ -292,14 +305,18 @@ def test_dirty_collegemsg_with_lateness_replays_identically(collegemsg_lines: li
     assert_identical(actual, expected)
 
 
+@pytest.mark.parametrize("flags", [[], ["--row-ttl-ms", str(20 * DAY)]])
 def test_cli_engines_write_the_same_bytes(
-    collegemsg_lines: list[bytes], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+    collegemsg_lines: list[bytes],
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    flags: list[str],
 ) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(collegemsg_lines[:40_000]) + b"garbage\n")
     outputs = []
     for engine in ("python", "compiled"):
-        assert main(["replay", "--engine", engine, str(path)]) == 0
+        assert main(["replay", "--engine", engine, *flags, str(path)]) == 0
         captured = capsysbinary.readouterr()
         summary = orjson.loads(captured.err)
         del summary["seconds"], summary["events_per_second"]
@@ -307,6 +324,7 @@ def test_cli_engines_write_the_same_bytes(
     assert outputs[0] == outputs[1]
     assert outputs[0][0].count(b"\n") > 100
     assert outputs[0][1]["invalid"] == {"not_json": 1}
+    assert (outputs[0][1]["rows_reclaimed"] > 1_000) == bool(flags)
 
 
 def test_cli_help_names_the_engines(capsys: pytest.CaptureFixture[str]) -> None:
@@ -322,6 +340,144 @@ def test_core_refuses_a_feed_after_finish() -> None:
     assert run.finish() == []
     with pytest.raises(RuntimeError, match="feed after finish"):
         run.feed([b"{}"])
+
+
+# --- retention (row_ttl) and the watermark's largest jump ---------------------------------
+
+TTL = 3 * DAY
+RECLAIM = TTL + DAY  # reclaimed at last_at + row_ttl + the default de-duplication window (1 day)
+SMALL = {"min_touches": 2, "require_mutual": True, "touch_merge_ms": HOUR, "row_ttl_ms": TTL}
+
+
+def ev(event_id: str, kind: str, actor: str, target: str, ts: int) -> bytes:
+    """One event as a JSON line."""
+    return orjson.dumps({"id": event_id, "type": kind, "actor_id": actor, "target_id": target, "ts": ts})
+
+
+def both(lines: list[bytes], **overrides: Any) -> Outcome:
+    """The compiled outcome of `lines`, after checking it is the reference's (whole and line by line)."""
+    config = make_settings(**overrides)
+    expected = reference_outcome(lines, config)
+    assert_identical(compiled_outcome(lines, config), expected)
+    actual = compiled_outcome(lines, config, batch_lines=1)
+    assert_identical(actual, expected)
+    return actual
+
+
+def test_a_row_not_established_resets_after_exactly_row_ttl_of_silence() -> None:
+    outcome = both([ev("e1", "mention", "a", "b", T0), ev("e2", "reply", "a", "b", T0 + TTL)], **SMALL)
+    row = outcome.rows["a", "b"]
+    assert (row.first_at, row.last_at, row.touches, row.counts) == (T0 + TTL, T0 + TTL, 1, [0, 1, 0, 0, 0, 0])
+    assert list(row.recent) == ["e1", "e2"]  # the old ids stay, for re-deliveries only
+    assert outcome.summary["rows_reset"] == 2  # both halves of e2
+    assert outcome.summary["rows_reclaimed"] == 0
+
+
+def test_a_row_silent_one_ms_less_than_row_ttl_keeps_its_history() -> None:
+    outcome = both([ev("e1", "mention", "a", "b", T0), ev("e2", "reply", "a", "b", T0 + TTL - 1)], **SMALL)
+    row = outcome.rows["a", "b"]
+    assert (row.first_at, row.touches, row.gaps, row.counts) == (T0, 2, [TTL - 1], [1, 1, 0, 0, 0, 0])
+    assert outcome.summary["rows_reset"] == 0
+
+
+def test_an_established_row_is_never_reset_nor_reclaimed() -> None:
+    lines = [
+        ev("e1", "mention", "a", "b", T0),
+        ev("e2", "reply", "b", "a", T0 + 12 * HOUR),
+        ev("e3", "like", "a", "b", T0 + 30 * DAY),
+    ]
+    outcome = both(lines, **SMALL, max_silence_ms=20 * DAY)
+    assert outcome.counters["established_rows"] == 2
+    assert [a["kind"] for a in outcome.alerts] == ["dormant", "dormant", "revived", "revived"]
+    assert outcome.rows["a", "b"].touches == 3
+    assert outcome.summary["rows_reset"] == outcome.summary["rows_reclaimed"] == 0
+    assert outcome.expiries == {}
+
+
+@pytest.mark.parametrize(("since_last", "reclaimed"), [(RECLAIM - 1, False), (RECLAIM, True)])
+def test_a_row_is_reclaimed_when_the_watermark_reaches_last_at_plus_row_ttl_and_a_dedup_window(
+    since_last: int, reclaimed: bool
+) -> None:
+    lines = [ev("e1", "mention", "a", "b", T0), ev("e2", "mention", "x", "y", T0 + since_last)]
+    outcome = both(lines, **SMALL)
+    assert (("a", "b") in outcome.rows, ("b", "a") in outcome.rows) == (not reclaimed, not reclaimed)
+    assert outcome.summary["rows_reclaimed"] == (2 if reclaimed else 0)
+    assert outcome.expiries[("x", "y")] == T0 + since_last + RECLAIM
+    assert (("a", "b") in outcome.expiries) == (not reclaimed)
+
+
+def test_a_row_reclaimed_then_seen_again_starts_from_nothing() -> None:
+    lines = [
+        ev("e1", "mention", "a", "b", T0),
+        ev("e2", "mention", "x", "y", T0 + RECLAIM + HOUR),
+        ev("e3", "reply", "a", "b", T0 + RECLAIM + 2 * HOUR),
+        ev("e4", "mention", "x", "y", T0 + RECLAIM + 3 * HOUR),  # e3 is applied: the watermark passed it
+        ev("e1", "mention", "a", "b", T0),  # a copy of e1, long after its row was reclaimed
+    ]
+    outcome = both(lines, **SMALL)
+    row = outcome.rows["a", "b"]
+    assert outcome.summary["rows_reclaimed"] == 2
+    assert outcome.summary["rows_reset"] == 0  # a new row, not a reset one
+    assert outcome.summary["late"] == 1
+    assert outcome.summary["duplicates"] == 0
+    assert (row.first_at, row.last_at, row.counts) == (T0, T0 + RECLAIM + 2 * HOUR, [1, 1, 0, 0, 0, 0])
+    assert list(row.recent) == ["e3", "e1"]
+
+
+def test_reclaimed_slots_are_reused_so_memory_stays_bounded() -> None:
+    pairs = 2_000
+    lines = [ev(f"e{n}", "like", f"u{n}", f"v{n}", T0 + n * HOUR) for n in range(pairs)]
+    config = make_settings(**SMALL)
+    run = CompiledReplayRun(config)
+    list(replay_compiled(lines, config, run=run))
+    counts = run.counts()
+    # rows live ~row_ttl + a dedup window (96 h): about 2 x 97 rows at once
+    assert counts["rows_reclaimed"] == 2 * pairs - counts["live_rows"]
+    assert counts["live_rows"] == len(run.rows()) <= 2 * 100
+    assert counts["row_slots"] <= 2 * 100 + 2
+    assert both(lines, **SMALL).rows == run.rows()
+
+
+def test_the_core_refuses_a_row_ttl_within_the_dedup_window() -> None:
+    import streams_core  # noqa: PLC0415 - the raw module, below CompiledReplayRun's Settings check
+
+    config = make_settings()
+    with pytest.raises(ValueError, match="row_ttl_ms must be 0 or longer than dedup_window_ms"):
+        streams_core.CompiledReplay((*core_settings(config)[:-1], DAY), reference_decoder(1024))
+    with pytest.raises(ValueError, match="13 values"):
+        streams_core.CompiledReplay(core_settings(config)[:-1], reference_decoder(1024))
+
+
+def test_collegemsg_with_row_ttl_replays_identically(collegemsg_lines: list[bytes]) -> None:
+    actual = both(collegemsg_lines, row_ttl_ms=20 * DAY)
+    assert actual.summary["rows_reset"] > 50
+    assert actual.summary["rows_reclaimed"] > 20_000
+
+
+@pytest.mark.parametrize("batch_lines", [1, 8192])
+def test_the_watermark_jump_is_the_largest_rise_of_the_max_ts(batch_lines: int) -> None:
+    lines = [
+        ev("e1", "like", "a", "b", T0),
+        b"garbage",
+        ev("e2", "like", "a", "b", T0 + HOUR),
+        ev("e3", "like", "c", "c", T0 + 100 * DAY),  # the outlier, a self-interaction: it moves max ts too
+        ev("e4", "like", "a", "b", T0 + 2 * HOUR),
+        ev("e5", "like", "a", "b", T0 + 100 * DAY + HOUR),
+        ev("e2", "like", "a", "b", T0 + HOUR),
+    ]
+    config = make_settings()
+    expected = reference_outcome(lines, config)
+    actual = compiled_outcome(lines, config, batch_lines=batch_lines)
+    assert_identical(actual, expected)
+    assert actual.summary["watermark_max_jump_ms"] == 100 * DAY - HOUR
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[], [b"garbage"], [ev("e1", "like", "a", "b", T0)], [ev("e1", "like", "a", "b", T0)] * 2],
+)
+def test_the_watermark_jump_is_zero_without_a_rise(lines: list[bytes]) -> None:
+    assert both(lines).summary["watermark_max_jump_ms"] == 0
 
 
 # --- the decoder ------------------------------------------------------------------------

@@ -72,6 +72,7 @@ SETTING_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "k": st.sampled_from([2.0, 3.0]),
     "gap_window": st.integers(2, 8),
     "half_life_ms": st.sampled_from([7 * DAY, 30 * DAY]),
+    "row_ttl_ms": st.sampled_from([0, 0, 3 * DAY, 12 * DAY, 40 * DAY]),
 }
 setting_overrides = st.fixed_dictionaries(SETTING_STRATEGIES)
 dirty_overrides = st.fixed_dictionaries(
@@ -217,9 +218,9 @@ def as_dicts(events: list[Interaction]) -> list[dict[str, Any]]:
     return [orjson.loads(raw) for raw in to_lines(events)]
 
 
-def reference_replay(arrival: list[Interaction], config: Settings) -> ReferenceReplay:
-    """What the reference makes of `arrival`."""
-    return Reference(config).replay(as_dicts(arrival))
+def reference_replay(arrival: list[Interaction], config: Settings, reclaim: bool = True) -> ReferenceReplay:
+    """What the reference makes of `arrival` (`reclaim=False`: rows are never forgotten, SPEC v1.1 §2 alone)."""
+    return Reference(config, reclaim=reclaim).replay(as_dicts(arrival))
 
 
 def assert_same_counts(summary: ReplaySummary, expected: ReferenceReplay) -> None:
@@ -242,11 +243,18 @@ def test_generated_streams_produce_dormant_and_revived_alerts() -> None:
     @settings(max_examples=100, derandomize=True, database=None, deadline=None)
     @given(stream=event_streams(), overrides=setting_overrides)
     def collect(stream: list[Interaction], overrides: dict[str, Any]) -> None:
-        alerts = replay_alerts(in_order(stream), make_settings(**overrides))
-        kinds.append(Counter(a["kind"] for a in alerts))
+        engine = RelationshipEngine(make_settings(**overrides))
+        alerts = drive([engine], in_order(stream), 0)
+        counts = Counter(a["kind"] for a in alerts)
+        # the engine reclaims most rows before their next event: the reference without reclaim resets them
+        literal = reference_replay(in_order(stream), make_settings(**overrides), reclaim=False)
+        counts.update(rows_reset=literal.rows_reset, rows_reclaimed=engine.stats.rows_reclaimed)
+        kinds.append(counts)
 
     collect()
     assert len(kinds) == 100
+    assert sum(1 for k in kinds if k["rows_reset"]) >= 20, kinds
+    assert sum(1 for k in kinds if k["rows_reclaimed"]) >= 20, kinds
     with_dormant = sum(1 for k in kinds if k["dormant"])
     with_revived = sum(1 for k in kinds if k["revived"])
     assert with_dormant >= 30, kinds
@@ -290,7 +298,8 @@ def test_replay_in_order_or_shuffled_within_lateness_equals_the_reference(
     data: st.DataObject, stream: list[Interaction], overrides: dict[str, Any], lateness: int
 ) -> None:
     ordered = in_order(stream)
-    expected = reference_replay(ordered, make_settings(**overrides))
+    # no event is late here, so reclaiming rows (row_ttl) must be invisible
+    expected = reference_replay(ordered, make_settings(**overrides), reclaim=False)
     alerts, summary = run_replay(to_lines(ordered), make_settings(**overrides))
     assert_same_alerts(alerts, expected.alerts)
     assert_same_counts(summary, expected)

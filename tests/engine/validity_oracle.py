@@ -60,7 +60,10 @@ REASON_OF_KEYWORD = {
 MAX_DEPTH = 1024
 
 assert set(FIELD_ORDER) == set(EVENT_SCHEMA["required"]) == set(_PROPERTIES)
-assert set(RECORD_REASONS + FIELD_REASONS) == set(DEAD_LETTER_SCHEMA["properties"]["reason"]["enum"])
+WALL_CLOCK_REASONS = ("ts_in_future",)  # the service's, after decoding (hybrid clock only): not the oracle's
+assert set(RECORD_REASONS + FIELD_REASONS + WALL_CLOCK_REASONS) == set(
+    DEAD_LETTER_SCHEMA["properties"]["reason"]["enum"]
+)
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")

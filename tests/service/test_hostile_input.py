@@ -6,6 +6,7 @@ import base64
 import hashlib
 import random
 import string
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -307,6 +308,43 @@ def test_a_tombstone_is_a_dead_letter(
     letters = [orjson.loads(r.value) for r in read_to_end(topic_set.env["STREAMS_TOPIC_DEAD_LETTER"])]
     assert [(letter["reason"], letter["value_b64"]) for letter in letters] == [("not_json", "")]
     assert_same_alerts(wait_for_ids(topic_set, want, timeout_s=60), want)
+
+
+DAY_MS = 86_400_000
+YEAR_MS = 365 * DAY_MS
+
+
+@pytest.mark.broker
+def test_an_event_from_the_future_is_a_dead_letter_under_the_hybrid_clock(
+    topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker]
+) -> None:
+    """Good events from tomorrow on (within `max_future`): the hybrid clock's watermark stays on event time and
+    their alerts are the replay's. One event three years ahead of them is a dead letter, not a watermark jump."""
+    collegemsg = [orjson.loads(raw) for raw in collegemsg_lines(10_000)]
+    shift = int(time.time() * 1000) + DAY_MS - collegemsg[0]["ts"]
+    good = [orjson.dumps({**e, "ts": e["ts"] + shift}) for e in collegemsg]
+    future = orjson.dumps(
+        {**collegemsg[5_000], "id": "future", "ts": collegemsg[5_000]["ts"] + shift + 3 * YEAR_MS}
+    )
+    lines = [*good[:5_000], future, *good[5_000:]]
+    want, _ = replay_alerts(good, **FAST)
+    assert len(want) > 100
+    topic_set = topic_factory(3, **FAST, clock="hybrid", max_future_ms=YEAR_MS)
+    worker = worker_factory(topic_set)
+    wait_until(lambda: serving(worker), 60, "the worker's web port")
+    produce_lines(topic_set, lines)
+
+    assert_same_alerts(wait_for_ids(topic_set, want), want)
+    wait_until(lambda: consumed(worker) >= len(lines), 60, "every record to be read")
+    letters = read_to_end(topic_set.env["STREAMS_TOPIC_DEAD_LETTER"])
+    envelopes = [orjson.loads(letter.value) for letter in letters]
+    assert [(e["reason"], e["field"], base64.b64decode(e["value_b64"])) for e in envelopes] == [
+        ("ts_in_future", "ts", future)
+    ]
+    assert dict(letters[0].headers)["streams.error.reason"] == b"ts_in_future"
+    assert metric(worker, "relationships_invalid_events_total", '{reason="ts_in_future"}') == 1
+    assert metric(worker, "relationships_dead_letters_total") == 1
+    assert alive(worker)
 
 
 # --- security basics -------------------------------------------------------------------------

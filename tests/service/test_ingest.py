@@ -1,18 +1,26 @@
-"""Ingest without a broker: an input partition is idle only when every record up to its end offset is queued."""
+"""Ingest without a broker: idle only when every record up to the end offset is queued; events from the future."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
+import pytest
 from faust.types import TP
+from jsonschema import Draft7Validator
 from prometheus_client import CollectorRegistry
 
-from streams.service.ingest import Rekeyer, _idle_sources
+from streams.engine.events import InvalidEvent, Reason
+from streams.service.dead_letter import dead_letter
+from streams.service.ingest import Rekeyer, _idle_sources, wall_clock_ms
 from streams.service.metrics import Metrics
-from streams.settings import Settings
+from streams.settings import Clock, Settings
 
 TOPIC = "mentions"
 SOURCE = f"{TOPIC}:0"
@@ -148,3 +156,101 @@ def test_a_revocation_forgets_what_was_read_until_it_is_read_again() -> None:
     queue_batch(rekeyer, range(1, 3))
     assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (1_600_000_000_000, False)}
     assert idle(rekeyer, FakeConsumer(end_offset=3, committed=1, fetched=3)) == {SOURCE: True}
+
+
+# --- events from the future (SPEC v1.1 §1, hybrid clock only) ---------------------------------
+
+NOW = 1_764_000_000_000
+HOUR_MS = 3_600_000
+DEAD_LETTER = Draft7Validator(
+    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "dead-letter.v1.json").read_text())
+)
+
+
+def record_at(offset: int, ts: int) -> Any:
+    """What `split` reads of a Faust event stamped `ts`."""
+    value = orjson.dumps({"id": f"f{offset}", "type": "reply", "actor_id": "a", "target_id": "b", "ts": ts})
+    return SimpleNamespace(
+        message=SimpleNamespace(topic=TOPIC, partition=0, offset=offset), value=value, key=None
+    )
+
+
+def clocked_rekeyer(
+    clock: Clock, wall_clock: Callable[[], int], registry: CollectorRegistry | None = None
+) -> Rekeyer:
+    metrics = Metrics(registry or CollectorRegistry())
+    return Rekeyer(Settings(clock=clock, partitions=2), metrics, wall_clock=wall_clock)
+
+
+def split_and_send(rekeyer: Rekeyer, batch: list[Any]) -> tuple[list[int], list[tuple[int, InvalidEvent]]]:
+    """Split a batch and mark it sent: offsets with row updates, and (offset, error) of each dead letter."""
+    dead: list[Any] = []
+    by_partition, touched = rekeyer.split(batch, dead)
+    rekeyer.mark_sent(rekeyer.batch_markers(touched))
+    forwarded = sorted({update[7] for updates in by_partition.values() for update in updates})
+    return forwarded, [(event.message.offset, error) for event, error in dead]
+
+
+def test_an_event_more_than_max_future_ahead_is_a_dead_letter_and_moves_no_marker() -> None:
+    registry = CollectorRegistry()
+    rekeyer = clocked_rekeyer("hybrid", lambda: NOW, registry)
+    batch = [record_at(0, NOW - 5), record_at(1, NOW + HOUR_MS + 1), record_at(2, NOW + 1_000)]
+    forwarded, dead = split_and_send(rekeyer, batch)
+    assert forwarded == [0, 2]
+    assert [(offset, error.reason, error.field) for offset, error in dead] == [(1, Reason.TS_IN_FUTURE, "ts")]
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (NOW + 1_000, False)}
+    consumed = "relationships_events_consumed_total"
+    assert registry.get_sample_value(consumed, {"topic": TOPIC, "type": "invalid"}) == 1
+    assert registry.get_sample_value(consumed, {"topic": TOPIC, "type": "reply"}) == 2
+
+    # A batch of nothing but one from the future: the partition's marker keeps its max event time.
+    forwarded, dead = split_and_send(rekeyer, [record_at(3, NOW + 365 * 24 * HOUR_MS)])
+    assert (forwarded, [error.reason for _, error in dead]) == ([], [Reason.TS_IN_FUTURE])
+    assert rekeyer.batch_markers([SOURCE]) == {SOURCE: (NOW + 1_000, False)}
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (NOW + 1_000, False)}
+
+
+def test_the_dead_letter_of_an_event_from_the_future_follows_the_schema() -> None:
+    raw_event = record_at(7, NOW + HOUR_MS + 1)
+    _, [(offset, error)] = split_and_send(clocked_rekeyer("hybrid", lambda: NOW), [raw_event])
+    letter = dead_letter(error, TOPIC, 0, offset, b"a", raw_event.value, NOW)
+    envelope = orjson.loads(letter.value)
+    assert not [e.message for e in DEAD_LETTER.iter_errors(envelope)]
+    assert (envelope["reason"], envelope["field"], envelope["source"]["offset"]) == ("ts_in_future", "ts", 7)
+    assert dict(letter.headers)["streams.error.reason"] == b"ts_in_future"
+    assert str(HOUR_MS + 1) in envelope["detail"]
+
+
+def test_an_event_exactly_max_future_ahead_is_accepted() -> None:
+    rekeyer = clocked_rekeyer("hybrid", lambda: NOW)
+    forwarded, dead = split_and_send(rekeyer, [record_at(0, NOW + HOUR_MS)])
+    assert (forwarded, dead) == ([0], [])
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (NOW + HOUR_MS, False)}
+
+
+def test_the_wall_clock_is_read_when_the_batch_is_read() -> None:
+    now = [NOW]
+    rekeyer = clocked_rekeyer("hybrid", lambda: now[0])
+    _, dead = split_and_send(rekeyer, [record_at(0, NOW + HOUR_MS + 1)])
+    assert [error.reason for _, error in dead] == [Reason.TS_IN_FUTURE]
+    now[0] += 1  # the same event read 1 ms later (a re-delivery) is within max_future
+    assert split_and_send(rekeyer, [record_at(0, NOW + HOUR_MS + 1)]) == ([0], [])
+
+
+def test_the_event_clock_reads_no_wall_clock_and_takes_any_valid_ts() -> None:
+    def no_wall_clock() -> int:
+        raise AssertionError("the event clock read the wall clock")
+
+    rekeyer = clocked_rekeyer("event", no_wall_clock)
+    far = NOW + 10 * 365 * 24 * HOUR_MS
+    assert split_and_send(rekeyer, [record_at(0, far)]) == ([0], [])
+    assert rekeyer.heartbeat({SOURCE: False}) == {SOURCE: (far, False)}
+
+
+@pytest.mark.parametrize(("ahead_ms", "dead"), [(2 * HOUR_MS, True), (60_000, False), (-HOUR_MS, False)])
+def test_by_default_the_hybrid_clock_checks_against_the_real_wall_clock(ahead_ms: int, dead: bool) -> None:
+    rekeyer = Rekeyer(Settings(clock="hybrid", partitions=2), Metrics(CollectorRegistry()))
+    assert rekeyer.wall_clock is wall_clock_ms
+    assert abs(wall_clock_ms() - time.time() * 1000) < 60_000
+    _, letters = split_and_send(rekeyer, [record_at(0, wall_clock_ms() + ahead_ms)])
+    assert bool(letters) is dead

@@ -155,3 +155,18 @@ def test_a_checkpoint_cut_short_applies_nothing_twice() -> None:
     after.handle(replies, "r1", offset=1, now_ms=0, record_ms=0)  # re-delivered from the committed offset
     after.handle(all_idle, "r2", offset=2, now_ms=0, record_ms=0)
     assert stored[("ann", "bob")].counts == [0, 20, 0, 0, 20, 0]
+
+
+def test_a_reclaimed_row_goes_to_the_next_checkpoint_as_a_deletion() -> None:
+    day = 86_400_000
+    settings = Settings(allowed_lateness_ms=0, clock="event", row_ttl_ms=3 * day)
+    part: OwnerPartition[str] = OwnerPartition(0, settings, {}, [SOURCE])
+    part.handle(batch(T0, "e1", 0), "r0", offset=0, now_ms=0, record_ms=0)
+    part.handle(heartbeat(T0, idle=True), "r1", offset=1, now_ms=0, record_ms=0)
+    first = part.checkpoint()
+    assert sorted(key for key, row in first.rows if row is not None) == [("ann", "bob"), ("bob", "ann")]
+    part.handle(heartbeat(T0 + 4 * day), "r2", offset=2, now_ms=0, record_ms=0)
+    second = part.checkpoint()
+    assert sorted(second.rows) == [(("ann", "bob"), None), (("bob", "ann"), None)]
+    assert second.acks == ["r2"]
+    assert part.engine.rows == {}

@@ -36,3 +36,13 @@ def test_writes_of_aborted_transactions_never_reach_the_store() -> None:
     writes.discard_all()  # revocation: open transactions aborted
     writes.committed("app-0-0")
     assert databases == [{}]
+
+
+def test_a_tombstone_deletes_the_key_once_its_transaction_commits() -> None:
+    table, databases = fake_table(1)
+    databases[0][b'["ann","bob"]'] = b"v0"
+    writes = CommittedWrites(table)
+    writes.add("app-0-0", 0, b'["ann","bob"]', None)
+    assert databases == [{b'["ann","bob"]': b"v0"}]
+    writes.committed("app-0-0")
+    assert databases == [{}]
