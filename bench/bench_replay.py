@@ -15,6 +15,7 @@ import orjson
 
 from bench.results import Recorder
 from bench.workloads import collegemsg, mentions
+from streams.gc_tuning import tune_garbage_collector
 from streams.replay import REPLAY_DEFAULTS, EngineName, ReplaySummary, replay
 from streams.settings import Settings
 
@@ -67,6 +68,7 @@ def measure(name: str, lines: list[bytes], rounds: int) -> dict[str, Any]:
 
 
 def main() -> int:
+    tune_garbage_collector()  # as `python -m streams` does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt.gz")
     parser.add_argument("--repeat", type=int, default=9, help="copies of CollegeMsg (9 = 538,515 events)")

@@ -16,6 +16,7 @@ from bench.results import Recorder
 from bench.workloads import collegemsg, mentions
 from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
+from streams.gc_tuning import tune_garbage_collector
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.settings import DAY_MS, Settings
 
@@ -78,6 +79,7 @@ def measure(name: str, lines: list[bytes], row_ttl_ms: int, rounds: int) -> dict
 
 
 def main() -> int:
+    tune_garbage_collector()  # as `python -m streams` does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="CollegeMsg.txt.gz")
     parser.add_argument("--mention-events", type=int, default=563_069, help="events of the mention profile")

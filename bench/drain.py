@@ -1,14 +1,45 @@
-"""Drain a backlog with worker processes and time it until every replay alert is out and the changelog is still."""
+"""Drain a backlog with worker processes and time it until every replay alert is out and the changelog is still.
+
+The clock starts just before the worker processes start. Each time `drain`
+reports is a moment the broker made something readable (read_committed) or a
+worker reported it, never the moment this process got round to reading it, so
+the reader's speed decides when `drain` returns but not any figure. The last
+stable offsets of the alert topic and of the rows changelog are polled every
+`END_POLL_S`; a record counts as readable at the end of the first poll that
+showed its partition's last stable offset past it (or when it was read, if
+that came first). The figures, in seconds from the clock's start:
+
+- `alerts_out_s`: the last expected alert became readable (of each alert id, its first copy);
+- `last_row_write_s`: the last row record (any changelog record but the checkpoint
+  marker `RESUME_KEY`) became readable;
+- `first_applied_s`, `all_applied_s`: the end of the first /metrics poll (every
+  `METRICS_POLL_S`) that showed any event applied, and every event applied;
+- `last_row_sent_s`, `last_alert_sent_s`: the producer timestamps of that row record and
+  that alert (when the worker sent them; under exactly_once they are readable only from
+  the commit that follows).
+
+The clock stops at `done_s` = max(`alerts_out_s`, `last_row_write_s`, `all_applied_s`).
+`drain` returns once every expected alert has been read and the changelog, read up
+to the last stable offsets of a poll sent `SETTLE_S` or more after
+`last_row_write_s`, holds no later row record: no row record reached the changelog
+for `SETTLE_S` after the last one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import time
-from dataclasses import asdict, dataclass
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from bench.harness import free_port, metric, settings_for, start_worker, stop
 from streams.kafka_admin import bootstrap_servers
@@ -19,6 +50,12 @@ SETTLE_S = 3.0
 """The rows are out once no row record has reached the changelog for this long (> checkpoint + commit interval)."""
 RESUME_KEY = b"__resume__"
 """The checkpoint marker: rewritten at every checkpoint, even idle (watermark heartbeats), so it never settles."""
+END_POLL_S = 0.1
+"""How often the topics' last stable offsets are asked for: the resolution of the readable moments."""
+METRICS_POLL_S = 0.25
+"""How often the workers' applied-event counters are read."""
+FETCH_MAX_RECORDS = 20_000
+"""Records handled per read, so that a backlog never holds up the offset polls for long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +68,7 @@ class Expected:
 
 @dataclass(frozen=True, slots=True)
 class Drained:
-    """Times of one drain, in seconds from the worker processes' start."""
+    """Times of one drain, in seconds from the worker processes' start (see the module docstring)."""
 
     events: int
     alerts: int
@@ -42,6 +79,8 @@ class Drained:
     last_row_write_s: float
     row_records: int
     unexpected_alerts: int
+    last_row_sent_s: float
+    last_alert_sent_s: float
 
     @property
     def done_s(self) -> float:
@@ -68,36 +107,246 @@ def expected_output(lines: list[bytes], env: dict[str, str]) -> Expected:
     return Expected(frozenset(alerts), summary.applied)
 
 
-def _consumer(settings: Settings) -> KafkaConsumer:
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap_servers(settings.broker),
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-    )
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Where a record sits, and when it was read and sent (seconds on the drain's clock)."""
+
+    partition: int
+    offset: int
+    read_s: float
+    sent_s: float
 
 
-def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
-    consumer.topics()  # refresh metadata: the changelog topic appears once a worker creates it
-    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+@dataclass(slots=True)
+class _Ends:
+    """One partition's last stable offsets as polled: each growth and the end of the poll that first saw it."""
+
+    seen_s: list[float] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+
+    def add(self, seen_s: float, end: int) -> None:
+        if not self.ends or end > self.ends[-1]:
+            self.seen_s.append(seen_s)
+            self.ends.append(end)
+
+    def readable_s(self, offset: int) -> float:
+        """The end of the first poll that showed `offset` readable (inf if none has yet)."""
+        at = bisect_right(self.ends, offset)
+        return self.seen_s[at] if at < len(self.seen_s) else float("inf")
 
 
-class _Reader:
-    """A read_committed consumer of one topic from its beginning, assigned once the topic exists."""
+class _Topic:
+    """A read_committed reader of one topic from its beginning, with the history of its last stable offsets."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer, self.topic, self.assigned = _consumer(settings), topic, False
+    def __init__(self, settings: Settings, topic: str, clock: _Clock) -> None:
+        self.topic, self.clock = topic, clock
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(settings.broker),
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self.partitions: list[TopicPartition] = []
+        self.history: dict[int, _Ends] = {}
+        self.polls: deque[tuple[float, dict[TopicPartition, int]]] = deque()
+        """Polls not yet known to be read up to: the moment each was sent and the offsets it gave."""
+        self.read_up_to: float | None = None
+        """When the latest poll whose offsets this consumer has read up to was sent."""
 
-    def poll(self) -> list[Any]:
-        if not self.assigned:
-            partitions = _partitions(self.consumer, self.topic)
-            if not partitions:
-                return []
-            self.consumer.assign(partitions)
-            self.consumer.seek_to_beginning()
-            self.assigned = True
-        return [r for records in self.consumer.poll(timeout_ms=100).values() for r in records]
+    async def assign(self, metadata: KafkaConsumer) -> bool:
+        """Assign every partition from the beginning once the topic exists (the changelog: once a worker made it)."""
+        if not self.partitions:
+            found = await asyncio.to_thread(_partitions, metadata, self.topic)
+            if found:
+                self.partitions = [TopicPartition(self.topic, p) for p in found]
+                self.history = {p: _Ends() for p in found}
+                self.consumer.assign(self.partitions)
+                await self.consumer.seek_to_beginning(*self.partitions)
+        return bool(self.partitions)
+
+    async def poll_ends(self) -> None:
+        """Ask for the last stable offsets; note where they grew."""
+        if not self.partitions:
+            return
+        sent = self.clock.now()
+        ends = await self.consumer.end_offsets(self.partitions)
+        received = self.clock.now()
+        for tp, end in ends.items():
+            self.history[tp.partition].add(received, end)
+        self.polls.append((sent, ends))
+
+    def readable_s(self, read: _Read) -> float:
+        """When the record became readable: the first poll that showed it, or its read if that came first."""
+        return min(read.read_s, self.history[read.partition].readable_s(read.offset))
+
+    async def read(self) -> dict[TopicPartition, list[Any]]:
+        """The next records (empty while the topic does not exist yet)."""
+        if not self.partitions:
+            await asyncio.sleep(END_POLL_S)
+            return {}
+        batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+            timeout_ms=100, max_records=FETCH_MAX_RECORDS
+        )
+        return batches
+
+    async def read_up_to_s(self) -> float | None:
+        """When the latest poll whose offsets this consumer has read up to was sent (None: none yet)."""
+        positions = {tp: await self.consumer.position(tp) for tp in self.partitions}
+        while self.polls and all(positions[tp] >= end for tp, end in self.polls[0][1].items()):
+            self.read_up_to = self.polls.popleft()[0]
+        return self.read_up_to
+
+
+@dataclass(slots=True)
+class _Clock:
+    """Seconds since the worker processes' start, and record timestamps (epoch ms) on the same scale."""
+
+    started: float = 0.0
+    started_epoch: float = 0.0
+
+    def start(self) -> None:
+        self.started, self.started_epoch = time.perf_counter(), time.time()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.started
+
+    def of_timestamp(self, epoch_ms: int) -> float:
+        return epoch_ms / 1000 - self.started_epoch
+
+
+def _partitions(metadata: KafkaConsumer, topic: str) -> list[int]:
+    metadata.topics()  # refresh metadata; it lists existing topics only and never creates one
+    return sorted(metadata.partitions_for_topic(topic) or ())
+
+
+def _applied(ports: list[int]) -> int:
+    return int(sum(metric(port, "relationships_events_applied_total") for port in ports))
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What the drain has seen so far."""
+
+    first: tuple[float, int] | None = None
+    all_applied_s: float | None = None
+    applied: int = 0
+    alerts: dict[str, _Read] = field(default_factory=dict)
+    last_row: dict[int, _Read] = field(default_factory=dict)
+    row_records: int = 0
+
+    def on_applied(self, applied: int, at_s: float, expected: int) -> None:
+        self.applied = applied
+        if self.first is None and applied > 0:
+            self.first = (at_s, applied)
+        if self.all_applied_s is None and applied >= expected:
+            self.all_applied_s = at_s
+
+
+async def _poll_ends(topics: list[_Topic]) -> None:
+    while True:
+        await asyncio.gather(*(topic.poll_ends() for topic in topics))
+        await asyncio.sleep(END_POLL_S)
+
+
+async def _poll_metrics(ports: list[int], progress: _Progress, expected: int, clock: _Clock) -> None:
+    while True:
+        applied = await asyncio.to_thread(_applied, ports)
+        progress.on_applied(applied, clock.now(), expected)
+        await asyncio.sleep(METRICS_POLL_S)
+
+
+async def _read_alerts(alerts: _Topic, progress: _Progress, clock: _Clock) -> None:
+    for tp, records in (await alerts.read()).items():
+        read_s = clock.now()
+        for record in records:
+            alert_id = orjson.loads(record.value)["alert_id"]
+            if alert_id not in progress.alerts:
+                progress.alerts[alert_id] = _Read(
+                    tp.partition, record.offset, read_s, clock.of_timestamp(record.timestamp)
+                )
+
+
+async def _read_changelog(changelog: _Topic, progress: _Progress, clock: _Clock) -> None:
+    for tp, records in (await changelog.read()).items():
+        rows = [record for record in records if record.key != RESUME_KEY]
+        if rows:
+            progress.row_records += len(rows)
+            progress.last_row[tp.partition] = _Read(
+                tp.partition, rows[-1].offset, clock.now(), clock.of_timestamp(rows[-1].timestamp)
+            )
+
+
+async def _watch(
+    settings: Settings,
+    ports: list[int],
+    expected: Expected,
+    stall_s: float,
+    launch: Callable[[], list[subprocess.Popen[bytes]]],
+) -> Drained:
+    clock = _Clock()
+    alerts = _Topic(settings, settings.topic_alerts, clock)
+    changelog = _Topic(settings, f"{settings.app_id}-rows-changelog", clock)
+    metadata = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings.broker))
+    await alerts.consumer.start()
+    await changelog.consumer.start()
+    await alerts.assign(metadata)
+    clock.start()
+    processes = launch()
+    progress = _Progress()
+    pollers = [
+        asyncio.create_task(_poll_ends([alerts, changelog])),
+        asyncio.create_task(_poll_metrics(ports, progress, expected.applied, clock)),
+    ]
+    last_progress, seen = 0.0, (0, 0, 0)
+    try:
+        while True:
+            for poller in pollers:
+                if poller.done():
+                    poller.result()  # re-raise what stopped it
+            if exited := [process.returncode for process in processes if process.poll() is not None]:
+                raise RuntimeError(f"a worker exited (codes {exited}) before the drain was done")
+            await changelog.assign(metadata)
+            await asyncio.gather(
+                _read_alerts(alerts, progress, clock), _read_changelog(changelog, progress, clock)
+            )
+            now = clock.now()
+            first, all_applied = progress.first, progress.all_applied_s
+            missing = expected.alert_ids - progress.alerts.keys()
+            if first and all_applied is not None and not missing and changelog.partitions:
+                last_row = max(
+                    (changelog.readable_s(read) for read in progress.last_row.values()), default=0.0
+                )
+                read_up_to = await changelog.read_up_to_s()
+                if read_up_to is not None and read_up_to - last_row >= SETTLE_S:
+                    wanted = [progress.alerts[a] for a in expected.alert_ids]
+                    sent_row = max((read.sent_s for read in progress.last_row.values()), default=0.0)
+                    return Drained(
+                        events=expected.applied, alerts=len(expected.alert_ids),
+                        first_applied_s=round(first[0], 2), applied_at_first=first[1],
+                        all_applied_s=round(all_applied, 2),
+                        alerts_out_s=round(max((alerts.readable_s(read) for read in wanted), default=0.0), 2),
+                        last_row_write_s=round(last_row, 2), row_records=progress.row_records,
+                        unexpected_alerts=len(progress.alerts.keys() - expected.alert_ids),
+                        last_row_sent_s=round(sent_row, 2),
+                        last_alert_sent_s=round(max((read.sent_s for read in wanted), default=0.0), 2),
+                    )  # fmt: skip
+            if (now_seen := (progress.applied, len(progress.alerts), progress.row_records)) != seen:
+                seen, last_progress = now_seen, now
+            if now - last_progress > stall_s:
+                raise TimeoutError(
+                    f"no progress for {stall_s} s: {progress.applied} of {expected.applied} events applied, "
+                    f"{len(missing)} of {len(expected.alert_ids)} alerts missing, "
+                    f"{len(progress.alerts.keys() - expected.alert_ids)} unexpected"
+                )
+    finally:
+        for poller in pollers:
+            poller.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+        await alerts.consumer.stop()
+        await changelog.consumer.stop()
+        metadata.close()
 
 
 def drain(
@@ -113,51 +362,15 @@ def drain(
     The workers are then stopped (SIGTERM), or killed (SIGKILL) when `kill` is set.
     """
     settings = settings_for(env)
-    alerts_reader = _Reader(settings, settings.topic_alerts)
-    changelog_reader = _Reader(settings, f"{settings.app_id}-rows-changelog")
     ports = [free_port() for _ in range(workers)]
-    started = time.perf_counter()
-    processes = [start_worker(env, data_root / f"w{n}", port) for n, port in enumerate(ports)]
-    seen: set[str] = set()
-    first: tuple[float, int] | None = None
-    alerts_out = all_applied = None
-    row_records = 0
-    last_row_write = last_progress = 0.0
-    progress: tuple[int, ...] = ()
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def launch() -> list[subprocess.Popen[bytes]]:
+        processes.extend(start_worker(env, data_root / f"w{n}", port) for n, port in enumerate(ports))
+        return processes
+
     try:
-        while True:
-            seen.update(orjson.loads(record.value)["alert_id"] for record in alerts_reader.poll())
-            rows = sum(1 for record in changelog_reader.poll() if record.key != RESUME_KEY)
-            now = time.perf_counter() - started
-            if rows:
-                row_records, last_row_write = row_records + rows, now
-            if alerts_out is None and expected.alert_ids <= seen:
-                alerts_out = now
-            applied = int(sum(metric(port, "relationships_events_applied_total") for port in ports))
-            if first is None and applied > 0:
-                first = (now, applied)
-            if all_applied is None and applied >= expected.applied:
-                all_applied = now
-            if (progress_now := (applied, len(seen), row_records)) != progress:
-                progress, last_progress = progress_now, now
-            if (
-                first
-                and alerts_out is not None
-                and all_applied is not None
-                and now - last_row_write >= SETTLE_S
-            ):
-                return Drained(
-                    events=expected.applied, alerts=len(expected.alert_ids), first_applied_s=round(first[0], 2),
-                    applied_at_first=first[1], all_applied_s=round(all_applied, 2),
-                    alerts_out_s=round(alerts_out, 2), last_row_write_s=round(last_row_write, 2),
-                    row_records=row_records, unexpected_alerts=len(seen - expected.alert_ids),
-                )  # fmt: skip
-            if now - last_progress > stall_s:
-                missing = len(expected.alert_ids - seen)
-                raise TimeoutError(
-                    f"no progress for {stall_s} s: {applied} of {expected.applied} events applied, "
-                    f"{missing} of {len(expected.alert_ids)} alerts missing, {len(seen - expected.alert_ids)} unexpected"
-                )
+        return asyncio.run(_watch(settings, ports, expected, stall_s, launch))
     finally:
         for process in processes:
             if kill:
@@ -165,5 +378,3 @@ def drain(
                 process.wait()
             else:
                 stop(process)
-        alerts_reader.consumer.close()
-        changelog_reader.consumer.close()

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from streams.gc_tuning import tune_garbage_collector
+
 __all__ = ["main"]
 
 COMMANDS = (
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         module.add_parser(commands)
     args = parser.parse_args(argv)
+    tune_garbage_collector()
     return int(args.run(args))
 
 

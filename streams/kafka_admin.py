@@ -1,17 +1,41 @@
-"""kafka-python helpers for the tools: bootstrap servers, topic creation, producer and consumer."""
+"""kafka-python helpers for the tools: bootstrap servers, topic creation, partition counts, producer and consumer."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.service.topology import owner_updates_topic_name
+from streams.service.topology import owner_updates_topic_name, rows_changelog_topic_name
 from streams.settings import Settings
 
-__all__ = ["bootstrap_servers", "client_options", "create_topics", "topic_plan"]
+__all__ = [
+    "BrokerTopics",
+    "PartitionMismatch",
+    "bootstrap_servers",
+    "client_options",
+    "create_topics",
+    "follow_the_broker",
+    "owner_partition_count",
+    "topic_plan",
+]
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_TOPIC = 3
+"""Kafka's UNKNOWN_TOPIC_OR_PARTITION error code: the topic does not exist."""
+DESCRIBE_TIMEOUT_S = 30.0
+"""How long a just-created topic may take to show its partitions in the broker's metadata."""
+
+
+class PartitionMismatch(Exception):
+    """The broker's topics contradict each other's partition counts: a worker must not start (exit status 2)."""
 
 
 def bootstrap_servers(broker: str) -> list[str]:
@@ -36,7 +60,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 
 def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
-    """The topics the service needs; the owner-keyed stream gets `settings.partitions`."""
+    """The topics the service needs; the owner-keyed stream and the rows changelog get `settings.partitions`."""
     keep_week = {"retention.ms": str(7 * 86_400_000)}
     plan = [NewTopic(name, partitions, 1, topic_configs=keep_week) for name in settings.input_topics()]
     plan.append(NewTopic(settings.topic_alerts, partitions, 1, topic_configs=keep_week))
@@ -46,36 +70,151 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
         )
     )
     plan.append(NewTopic(owner_updates_topic_name(settings), settings.partitions, 1, topic_configs=keep_week))
-    for table in ("rows",):
-        plan.append(
-            NewTopic(
-                f"{settings.app_id}-{table}-changelog",
-                settings.partitions,
-                1,
-                topic_configs={"cleanup.policy": "compact"},
-            )
+    plan.append(
+        NewTopic(
+            rows_changelog_topic_name(settings),
+            settings.partitions,
+            1,
+            topic_configs={"cleanup.policy": "compact"},
         )
+    )
     return plan
 
 
-def create_topics(settings: Settings, partitions: int) -> dict[str, str]:
-    """Create what is missing; returns topic -> `created` | `exists`."""
-    admin = KafkaAdminClient(client_id=f"{settings.app_id}-admin", **client_options(settings))
+def owner_partition_count(settings: Settings, counts: Mapping[str, int]) -> int:
+    """Partitions of the owner-keyed stream: those of the existing owner stream and rows changelog, which must
+    agree; `settings.partitions` when neither exists yet.
+
+    `counts` has the partition count of each existing topic. Rows live in the
+    changelog partition of their owner's partition (`owner_partition`), so a
+    changelog with another count than the owner stream holds rows where no
+    worker would look for them.
+
+    >>> owner_partition_count(Settings(app_id="a"), {"a-owner-updates": 4})
+    4
+    >>> owner_partition_count(Settings(app_id="a", partitions=3), {})
+    3
+    """
+    owner, changelog = owner_updates_topic_name(settings), rows_changelog_topic_name(settings)
+    if owner in counts and changelog in counts and counts[owner] != counts[changelog]:
+        raise PartitionMismatch(_mismatch_message(settings, counts[owner], counts[changelog]))
+    return counts.get(owner, counts.get(changelog, settings.partitions))
+
+
+def _mismatch_message(settings: Settings, owner_count: int, changelog_count: int) -> str:
+    owner, changelog = owner_updates_topic_name(settings), rows_changelog_topic_name(settings)
+    servers = ",".join(bootstrap_servers(settings.broker))
+    return (
+        f"topic {owner} has {owner_count} partitions but topic {changelog} has {changelog_count}; "
+        "rows are stored in the changelog partition of their owner's partition, so the two must have the "
+        f"same count. Fix: stop every worker of {settings.app_id}, "
+        f"delete both internal topics (kafka-topics.sh --bootstrap-server {servers} --delete --topic {owner}; "
+        f"the same for {changelog}) and the workers' STREAMS_DATA_DIR, reset the input offsets "
+        "(python -m streams offsets reset --to earliest) and start again: the worker creates both with "
+        f"STREAMS_PARTITIONS (now {settings.partitions}) partitions and rebuilds the rows from the input topics "
+        "(as far as their retention reaches)."
+    )
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """Partition count of each of `topics` that exists (waiting out a just-created topic's missing leaders)."""
+    wanted = sorted(set(topics))
+    deadline = time.monotonic() + DESCRIBE_TIMEOUT_S
+    while True:
+        described = admin.describe_topics(wanted)
+        pending = [t["name"] for t in described if t["error_code"] not in (0, UNKNOWN_TOPIC)]
+        if not pending:
+            return {t["name"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+        if time.monotonic() > deadline:
+            errors = {t["name"]: t["error_code"] for t in described if t["name"] in pending}
+            raise RuntimeError(f"the broker could not describe topics (error codes {errors})")
+        time.sleep(0.2)
+
+
+def _create_missing(
+    admin: KafkaAdminClient, settings: Settings, partitions: int, counts: Mapping[str, int]
+) -> dict[str, str]:
+    """Create the planned topics not in `counts`; topic -> `created` | `exists`."""
     outcome: dict[str, str] = {}
+    for topic in topic_plan(settings, partitions):
+        if topic.name in counts:
+            outcome[topic.name] = "exists"
+            continue
+        try:
+            admin.create_topics([topic])
+            outcome[topic.name] = "created"
+        except TopicAlreadyExistsError:
+            outcome[topic.name] = "exists"
+    return outcome
+
+
+def create_topics(settings: Settings, partitions: int) -> dict[str, str]:
+    """Create what is missing; returns topic -> `created, N partitions` | `exists, N partitions`.
+
+    Input, alert and dead-letter topics get `partitions`; the owner stream and
+    the rows changelog get `settings.partitions`, or the count of whichever of
+    them exists already (`owner_partition_count`).
+    """
+    admin = KafkaAdminClient(client_id=f"{settings.app_id}-admin", **client_options(settings))
     try:
-        existing = set(admin.list_topics())
-        for topic in topic_plan(settings, partitions):
-            if topic.name in existing:
-                outcome[topic.name] = "exists"
-                continue
-            try:
-                admin.create_topics([topic])
-                outcome[topic.name] = "created"
-            except TopicAlreadyExistsError:
-                outcome[topic.name] = "exists"
+        names = [topic.name for topic in topic_plan(settings, partitions)]
+        counts = _partition_counts(admin, names)
+        owner = owner_partition_count(settings, counts)
+        outcome = _create_missing(
+            admin, settings.model_copy(update={"partitions": owner}), partitions, counts
+        )
+        counts = _partition_counts(admin, names)
     finally:
         admin.close()
-    return outcome
+    return {name: f"{done}, {counts.get(name, 0)} partitions" for name, done in outcome.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTopics:
+    """What a worker follows: the broker's partition counts, read once before it starts."""
+
+    settings: Settings
+    """The worker's settings, `partitions` being the owner stream's count on the broker."""
+    input_partitions: dict[str, int]
+    """Partitions of each input topic."""
+
+
+def follow_the_broker(settings: Settings) -> BrokerTopics:
+    """Before a worker starts (blocking): create the topics missing, then read the partition counts to follow.
+
+    Missing topics are created as `topics create` would (with
+    `settings.partitions`); existing ones keep their counts, which the worker
+    takes. Raises `PartitionMismatch` when the owner stream and the rows
+    changelog disagree, before the worker has consumed anything.
+    """
+    admin = KafkaAdminClient(client_id=f"{settings.app_id}-admin", **client_options(settings))
+    try:
+        names = [topic.name for topic in topic_plan(settings, settings.partitions)]
+        counts = _partition_counts(admin, names)
+        owner = owner_partition_count(settings, counts)
+        created = _create_missing(
+            admin, settings.model_copy(update={"partitions": owner}), settings.partitions, counts
+        )
+        if "created" in created.values():
+            counts = _partition_counts(admin, names)
+            owner = owner_partition_count(settings, counts)  # another creator may have raced this one
+    finally:
+        admin.close()
+    for name, done in created.items():
+        if done == "created":
+            log.info("topic %s created with %d partitions", name, counts[name])
+    if owner != settings.partitions:
+        log.info(
+            "the owner stream %s has %d partitions: the worker follows it (STREAMS_PARTITIONS=%d applies to "
+            "topics not created yet)",
+            owner_updates_topic_name(settings),
+            owner,
+            settings.partitions,
+        )
+    return BrokerTopics(
+        settings.model_copy(update={"partitions": owner}),
+        {topic: counts[topic] for topic in settings.input_topics()},
+    )
 
 
 def producer(settings: Settings) -> KafkaProducer:

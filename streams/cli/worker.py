@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from streams.settings import Settings
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EXIT_CONFIGURATION", "add_parser", "run"]
+
+EXIT_CONFIGURATION = 2
+"""The topics on the broker contradict each other: the worker did not start and consumed nothing."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,8 +20,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until stopped."""
+    """Run until stopped; exit status 2 if the broker's topics contradict each other."""
+    from streams.kafka_admin import PartitionMismatch  # noqa: PLC0415
     from streams.service.worker import run_worker  # noqa: PLC0415  (keep Faust out of the other commands)
 
-    run_worker(Settings())
+    try:
+        run_worker(Settings())
+    except PartitionMismatch as exc:
+        sys.stderr.write(f"worker: refusing to start, nothing consumed: {exc}\n")
+        return EXIT_CONFIGURATION
     return 0

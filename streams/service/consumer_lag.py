@@ -13,6 +13,7 @@ import faust
 from faust.tables.manager import TableManager
 from faust.types import TP
 
+from streams.service.broker_offsets import BrokerOffsets, broker_offsets
 from streams.service.metrics import Metrics
 from streams.service.topology import Topology
 from streams.settings import Settings
@@ -125,9 +126,15 @@ class ConsumerLagMonitor:
     """Reads end and committed offsets of the assigned input and owner-update partitions; sets the lag gauge."""
 
     def __init__(
-        self, app: faust.App, topics: Iterable[str], metrics: Metrics, tracker: ProgressTracker
+        self,
+        app: faust.App,
+        topics: Iterable[str],
+        metrics: Metrics,
+        tracker: ProgressTracker,
+        offsets: BrokerOffsets,
     ) -> None:
         self.app = app
+        self.offsets = offsets
         self.topics = frozenset(topics)
         self.metrics = metrics
         self.tracker = tracker
@@ -148,11 +155,10 @@ class ConsumerLagMonitor:
         tps = self.assigned()
         lags: dict[TP, tuple[int | None, int]] = {}
         if tps:
-            consumer = self.app.consumer
-            ends = await consumer.highwaters(*tps)
+            ends = await self.offsets.ends(tps)
             committed = committed_offsets(self.app, tps)
             never = [tp for tp in tps if committed.get(tp) is None]
-            earliest = await consumer.earliest_offsets(*never) if never else {}
+            earliest = await self.offsets.beginnings(never)
             for tp in tps:
                 end = ends.get(tp)
                 if end is None:
@@ -195,7 +201,9 @@ def register_consumer_lag(
 ) -> ConsumerLagMonitor:
     """Register the lag timer on `app`; the monitor also feeds `/readyz`."""
     topics = [*settings.input_topics(), topology.owner_updates.get_topic_name()]
-    monitor = ConsumerLagMonitor(app, topics, metrics, ProgressTracker(stall_after_s(settings)))
+    monitor = ConsumerLagMonitor(
+        app, topics, metrics, ProgressTracker(stall_after_s(settings)), broker_offsets(app, settings)
+    )
 
     @app.timer(interval=LAG_INTERVAL_S)
     async def consumer_lag() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -14,6 +14,7 @@ from faust.types import TP, EventT
 
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, TS_MAX, InvalidEvent, Reason, decode_event
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
+from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
@@ -211,7 +212,12 @@ def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
     return {tp: source_name(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics}
 
 
-async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> dict[str, bool]:
+async def _idle_sources(
+    app: faust.App,
+    topics: set[str],
+    rekeyer: Rekeyer,
+    end_offsets: Callable[[list[TP]], Awaitable[Mapping[TP, int]]] | None = None,
+) -> dict[str, bool]:
     """Assigned input partitions -> idle: quiet for `idle_timeout` and every record up to the end offset queued.
 
     "Queued" is judged by what this agent has re-keyed, not by the consumer's
@@ -219,7 +225,8 @@ async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> d
     the end offset is asked of the broker, not taken from the last fetch
     (stale while fetching is paused, e.g. during a rebalance): a source
     declared idle too early lets the watermark pass records still on their
-    way, which would then arrive late.
+    way, which would then arrive late. `end_offsets` asks the broker
+    (`BrokerOffsets.ends`); by default the consumer's `highwaters`.
     """
     sources = _assigned_sources(app, topics)
     idle = dict.fromkeys(sources.values(), False)
@@ -229,13 +236,13 @@ async def _idle_sources(app: faust.App, topics: set[str], rekeyer: Rekeyer) -> d
     if not quiet:
         return idle
     try:
-        end_offsets = await app.consumer.highwaters(*quiet)
+        ends = await end_offsets(quiet) if end_offsets is not None else await app.consumer.highwaters(*quiet)
     except Exception as exc:  # the broker or a rebalance: not idle this time
         log.debug("end offsets unavailable: %s", type(exc).__name__)
         return idle
     committed = committed_offsets(app, quiet)
     for tp in quiet:
-        idle[sources[tp]] = rekeyer.caught_up(sources[tp], committed.get(tp), end_offsets.get(tp))
+        idle[sources[tp]] = rekeyer.caught_up(sources[tp], committed.get(tp), ends.get(tp))
     return idle
 
 
@@ -247,6 +254,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
     owner_topic = topology.owner_updates.get_topic_name()
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
+    offsets = broker_offsets(app, settings)
 
     async def read_missing(missing: dict[tuple[str, int], tuple[int, int]]) -> list[Any]:
         """Records between a partition's next offset and its first event in the batch, read from the broker."""
@@ -364,11 +372,12 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
-    # Judging idleness asks the broker for end offsets (slow, at times ~1 s); heartbeats carry
-    # the last judgement, checked against what was read since, so they keep their pace.
+    # Judging idleness asks the broker for end offsets (over a connection of its own: through the
+    # consumer's, behind its fetch long poll, that took up to 1.5 s); heartbeats carry the last
+    # judgement, checked against what was read since, so they keep their pace.
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def judge_idleness() -> None:
-        rekeyer.judge_idle(await _idle_sources(app, input_topics, rekeyer))
+        rekeyer.judge_idle(await _idle_sources(app, input_topics, rekeyer, offsets.ends))
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:

@@ -10,13 +10,12 @@ from typing import Any
 
 import faust
 import orjson
+import rocksdict
 from faust.types import TP, EventT, TableT
-from kafka import KafkaConsumer
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
-from streams.kafka_admin import client_options
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.cloudevents import alert_headers, event_source
 from streams.service.input_gate import seeked_offsets
@@ -53,6 +52,25 @@ def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes
             yield key, value
 
 
+def write_local_rows(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+    """Put (value None: delete) keys in one partition of a raw table's store, in one RocksDB write batch."""
+    db_for_partition = getattr(store, "_db_for_partition", None)
+    if db_for_partition is None:  # Faust's in-memory store
+        for key, value in records:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        return
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in records:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    db_for_partition(partition).write(batch)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -67,7 +85,6 @@ class OwnerPartitions:
         self.metrics = metrics
         self.live: dict[int, OwnerPartition[EventT[Any]]] = {}
         self.checkpointed_at: dict[int, float] = {}
-        self._partition_counts: dict[str, int] = {}
         self._lag_series: set[str] = set()
         self.alerts_in_flight: list[Awaitable[Any]] = []
         """Alerts queued but not known to be delivered: a checkpoint waits for them."""
@@ -84,20 +101,10 @@ class OwnerPartitions:
         """Every input partition (`topic:partition`) the watermark waits for."""
         found: list[str] = []
         for topic in self.settings.input_topics():
-            count = self.app.consumer.topic_partitions(topic) or self._partitions_from_broker(topic)
+            # the count read at start when the consumer's metadata does not know `topic` yet
+            count = self.app.consumer.topic_partitions(topic) or self.topology.input_partitions[topic]
             found += [source_name(topic, p) for p in range(count)]
         return found
-
-    def _partitions_from_broker(self, topic: str) -> int:
-        """Ask the broker (kafka-python) when the consumer's metadata does not know `topic` yet."""
-        if topic not in self._partition_counts:
-            client = KafkaConsumer(**client_options(self.settings))
-            try:
-                self._partition_counts[topic] = len(client.partitions_for_topic(topic) or ())
-            finally:
-                client.close()
-            log.warning("partitions of %s from the broker: %d", topic, self._partition_counts[topic])
-        return self._partition_counts[topic]
 
     def get(self, partition: int) -> OwnerPartition[EventT[Any]]:
         """The partition's state, loading its rows from the local store on first use."""
@@ -237,60 +244,56 @@ class OwnerPartitions:
             if part.revoked:
                 return
         done = part.checkpoint()
-        write = self._writer(part.partition, tid)
-        for key, row in done.rows:
-            if part.revoked:
-                return  # the partition moved during an await: its new owner writes from now on
-            await write(row_key(key), None if row is None else row.to_bytes())
-        if part.revoked:
-            return
+        records = [(row_key(key), None if row is None else row.to_bytes()) for key, row in done.rows]
         # Written last: a restart trusts it only together with the rows above.
-        await write(RESUME_KEY, done.resume.to_bytes())
+        records.append((RESUME_KEY, done.resume.to_bytes()))
+        # a partition revoked during an await is its new owner's to write from then on
+        await self._write_rows(part.partition, tid, records, lambda: part.revoked)
         if part.revoked:
             return
         for event in done.acks:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
 
-    def _writer(self, partition: int, tid: str | None) -> Callable[[bytes, bytes | None], Awaitable[Any]]:
-        """Write a key of the rows table (None: delete it): local RocksDB, then its changelog record.
+    async def _write_rows(
+        self,
+        partition: int,
+        tid: str | None,
+        records: list[tuple[bytes, bytes | None]],
+        stopped: Callable[[], bool],
+    ) -> None:
+        """Write keys of the rows table (value None: delete it): local RocksDB, then their changelog records.
 
-        What `table[key] = value` does, minus Faust's one-message-at-a-time
-        changelog buffer, which bounds a worker at a few thousand rows/s. The
-        changelog record goes straight to the producer (flushed before any
-        offset commit), with the table's callback that advances the local
-        store's persisted changelog offset. Under exactly_once the record goes in
-        the transaction `tid` (local tables are rebuilt from the changelog at
-        every start there, so no persisted offset is kept).
+        What `table[key] = value` does for each, in one RocksDB write batch and
+        as few producer batches as the records fit (`Transactions.send_batches`):
+        Faust's per-key path (a store put, a `Topic.send` and a persisted-offset
+        callback per row) was half a worker's CPU on new rows. The changelog
+        batches are flushed before any offset commit; the last one's delivery
+        advances the local store's persisted changelog offset (to that batch's
+        first offset: a restart re-reads the rest of it, which rewrites the same
+        values). Under exactly_once the records go in the transaction `tid` and
+        reach RocksDB once it commits (`CommittedWrites`); local tables are
+        rebuilt from the changelog at every start there, so no persisted offset
+        is kept.
         """
         table: Any = self.topology.rows
-        store, changelog, on_sent = table.data, table.changelog_topic, table._on_changelog_sent
+        changelog_name = table.changelog_topic.get_topic_name()
         if tid is not None:
-            changelog_name = changelog.get_topic_name()
             committed_writes = self.committed_writes
             self.app.producer.streams_on_committed = committed_writes.committed  # type: ignore[attr-defined]
-
-            async def write_in_transaction(key: bytes, value: bytes | None) -> None:
-                await self.transactions.send(tid, changelog_name, value, key=key, partition=partition)
+            await self.transactions.send_batches(tid, changelog_name, partition, records, stopped)
+            for key, value in records:
                 committed_writes.add(tid, partition, key, value)  # to RocksDB once committed
-
-            return write_in_transaction
-
-        async def write(key: bytes, value: bytes | None) -> None:
-            if value is None:
-                store.pop(key, None)
-            else:
-                store[key] = value
-            await changelog.send(
-                key=key,
-                value=value,
-                partition=partition,
-                key_serializer="raw",
-                value_serializer="raw",
-                callback=on_sent,
+            return
+        write_local_rows(table.data, partition, records)
+        deliveries = await self.transactions.send_batches(None, changelog_name, partition, records, stopped)
+        if deliveries:
+            on_sent = table._on_changelog_sent
+            deliveries[-1].add_done_callback(
+                lambda delivery: (
+                    on_sent(delivery) if not delivery.cancelled() and not delivery.exception() else None
+                )
             )
-
-        return write
 
     def drop_all(self) -> None:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""

@@ -23,13 +23,13 @@ class SendErrorSensor(faust.Sensor):
         self.send_errors.inc()
 
 
-def count_failed_delivery(send_errors: Counter, delivery: Any) -> None:
-    """Count `delivery` (an aiokafka delivery future) in `send_errors` if it ends in an error."""
+def count_failed_delivery(send_errors: Counter, delivery: Any, records: int = 1) -> None:
+    """Count the `records` of `delivery` (an aiokafka delivery future) in `send_errors` if it ends in an error."""
     if not isinstance(delivery, asyncio.Future):
         return
 
     def done(future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is not None:
-            send_errors.inc()
+            send_errors.inc(records)
 
     delivery.add_done_callback(done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import faust
@@ -9,12 +10,26 @@ from faust.types import TableT, TopicT
 
 from streams.settings import Settings
 
-__all__ = ["Topology", "declare_topology", "owner_updates_topic_name"]
+__all__ = [
+    "ROWS_TABLE",
+    "Topology",
+    "declare_topology",
+    "owner_updates_topic_name",
+    "rows_changelog_topic_name",
+]
+
+ROWS_TABLE = "rows"
+"""Name of the relationship rows table."""
 
 
 def owner_updates_topic_name(settings: Settings) -> str:
     """The internal, owner-keyed stream of row updates and watermark markers."""
     return f"{settings.app_id}-owner-updates"
+
+
+def rows_changelog_topic_name(settings: Settings) -> str:
+    """The rows table's changelog, as Faust names it: partitioned like the owner stream."""
+    return f"{settings.app_id}-{ROWS_TABLE}-changelog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +46,19 @@ class Topology:
     """Rejected input records with their reason."""
     rows: TableT[bytes, bytes]
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
+    input_partitions: Mapping[str, int]
+    """Partitions of each input topic, as the broker had them when the worker started."""
 
 
-def declare_topology(app: faust.App, settings: Settings) -> Topology:
-    """Declare topics and tables on `app`."""
+def declare_topology(
+    app: faust.App, settings: Settings, input_partitions: Mapping[str, int] | None = None
+) -> Topology:
+    """Declare topics and tables on `app`, the owner-keyed ones with `settings.partitions`.
+
+    A worker's `settings.partitions` and `input_partitions` come from the
+    broker (`kafka_admin.follow_the_broker`); without `input_partitions` each
+    input topic is taken to have `settings.partitions`.
+    """
     return Topology(
         interactions=app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw"),
         owner_updates=app.topic(
@@ -46,5 +70,8 @@ def declare_topology(app: faust.App, settings: Settings) -> Topology:
         ),
         alerts=app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw"),
         dead_letters=app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"),
-        rows=app.Table("rows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        rows=app.Table(ROWS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        input_partitions=dict(input_partitions)
+        if input_partitions is not None
+        else dict.fromkeys(settings.input_topics(), settings.partitions),
     )
