@@ -1,7 +1,7 @@
 """End-to-end events/s of the service through the real broker, against a bare aiokafka consumer (same run).
 
-The clock runs from the worker processes' start until every alert of the replay is
-and the last row write in the changelog are readable (no row record for 3 s after it).
+The clock runs from the worker processes' start until every alert of the replay and
+the last row write in the changelog are readable (no row record for 3 s after it).
 """
 
 from __future__ import annotations

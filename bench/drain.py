@@ -1,28 +1,21 @@
 """Drain a backlog with worker processes and time it until every replay alert is out and the changelog is still.
 
-The clock starts just before the worker processes start. Each time `drain`
-reports is a moment the broker made something readable (read_committed) or a
-worker reported it, never the moment this process got round to reading it, so
-the reader's speed decides when `drain` returns but not any figure. The last
-stable offsets of the alert topic and of the rows changelog are polled every
-`END_POLL_S`; a record counts as readable at the end of the first poll that
-showed its partition's last stable offset past it (or when it was read, if
-that came first). The figures, in seconds from the clock's start:
+Times are seconds from just before the worker processes start, and each is when
+the broker made the output readable (read_committed), not when this process
+read it: the reader's speed moves when `drain` returns, never a figure. The last
+stable offsets of the alert topic and the rows changelog are polled every
+`END_POLL_S`; a record is readable from the end of the first poll that showed
+its partition's offset past it (or from its read, if earlier).
 
-- `alerts_out_s`: the last expected alert became readable (of each alert id, its first copy);
-- `last_row_write_s`: the last row record (any changelog record but the checkpoint
-  marker `RESUME_KEY`) became readable;
-- `first_applied_s`, `all_applied_s`: the end of the first /metrics poll (every
-  `METRICS_POLL_S`) that showed any event applied, and every event applied;
-- `last_row_sent_s`, `last_alert_sent_s`: the producer timestamps of that row record and
-  that alert (when the worker sent them; under exactly_once they are readable only from
-  the commit that follows).
+- `alerts_out_s`: the last expected alert (first copy of each id) became readable;
+- `last_row_write_s`: the last row record (any changelog record but `RESUME_KEY`) became readable;
+- `first_applied_s`, `all_applied_s`: the end of the first /metrics poll showing any, and every, event applied;
+- `last_row_sent_s`, `last_alert_sent_s`: the latest producer timestamps of those records (when the
+  worker sent them; under exactly_once they turn readable at the commit after).
 
-The clock stops at `done_s` = max(`alerts_out_s`, `last_row_write_s`, `all_applied_s`).
-`drain` returns once every expected alert has been read and the changelog, read up
-to the last stable offsets of a poll sent `SETTLE_S` or more after
-`last_row_write_s`, holds no later row record: no row record reached the changelog
-for `SETTLE_S` after the last one.
+The clock stops at `done_s` = max(`alerts_out_s`, `last_row_write_s`, `all_applied_s`). `drain`
+returns once every expected alert has been read and the changelog, read up to the last stable
+offsets of a poll sent `SETTLE_S` or more after `last_row_write_s`, holds no later row record.
 """
 
 from __future__ import annotations
@@ -307,6 +300,7 @@ async def _watch(
                     poller.result()  # re-raise what stopped it
             if exited := [process.returncode for process in processes if process.poll() is not None]:
                 raise RuntimeError(f"a worker exited (codes {exited}) before the drain was done")
+            await alerts.assign(metadata)
             await changelog.assign(metadata)
             await asyncio.gather(
                 _read_alerts(alerts, progress, clock), _read_changelog(changelog, progress, clock)

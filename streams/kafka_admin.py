@@ -116,13 +116,21 @@ def _mismatch_message(settings: Settings, owner_count: int, changelog_count: int
     )
 
 
-def _partition_counts(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
-    """Partition count of each of `topics` that exists (waiting out a just-created topic's missing leaders)."""
+def _partition_counts(
+    admin: KafkaAdminClient, topics: Iterable[str], required: bool = False
+) -> dict[str, int]:
+    """Partition count of each of `topics` that exists; `required`: wait until all show in the metadata (just created)."""
     wanted = sorted(set(topics))
     deadline = time.monotonic() + DESCRIBE_TIMEOUT_S
     while True:
         described = admin.describe_topics(wanted)
-        pending = [t["name"] for t in described if t["error_code"] not in (0, UNKNOWN_TOPIC)]
+        pending = [
+            t["name"]
+            for t in described
+            if t["error_code"] not in (0, UNKNOWN_TOPIC)
+            or (t["error_code"] == 0 and not t["partitions"])
+            or (t["error_code"] and required)
+        ]
         if not pending:
             return {t["name"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
         if time.monotonic() > deadline:
@@ -163,10 +171,10 @@ def create_topics(settings: Settings, partitions: int) -> dict[str, str]:
         outcome = _create_missing(
             admin, settings.model_copy(update={"partitions": owner}), partitions, counts
         )
-        counts = _partition_counts(admin, names)
+        counts = _partition_counts(admin, names, required=True)
     finally:
         admin.close()
-    return {name: f"{done}, {counts.get(name, 0)} partitions" for name, done in outcome.items()}
+    return {name: f"{done}, {counts[name]} partitions" for name, done in outcome.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +204,7 @@ def follow_the_broker(settings: Settings) -> BrokerTopics:
             admin, settings.model_copy(update={"partitions": owner}), settings.partitions, counts
         )
         if "created" in created.values():
-            counts = _partition_counts(admin, names)
+            counts = _partition_counts(admin, names, required=True)
             owner = owner_partition_count(settings, counts)  # another creator may have raced this one
     finally:
         admin.close()

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     partitions: int = Field(
         6,
         ge=1,
-        description="STREAMS_PARTITIONS: partitions of the topics `topics create` makes and of the owner-keyed stream.",
+        description="STREAMS_PARTITIONS: partitions of the topics `topics create` (or a starting worker) creates; only topics that do not exist yet: a worker follows the broker's counts.",
     )
     topic_mentions: str = Field(
         "interactions.mentions", description="STREAMS_TOPIC_MENTIONS: input topic of mention events."

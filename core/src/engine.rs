@@ -181,6 +181,161 @@ pub struct Recent {
     pub pos: i64,
 }
 
+/// An optional time in ms in one word: `i64::MIN` (no time the engine stores can be that) is none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptMs(i64);
+
+impl OptMs {
+    pub const NONE: OptMs = OptMs(i64::MIN);
+
+    #[inline]
+    pub fn some(value: i64) -> OptMs {
+        debug_assert!(value != i64::MIN);
+        OptMs(value)
+    }
+
+    #[inline]
+    pub fn get(self) -> Option<i64> {
+        if self.0 == i64::MIN {
+            None
+        } else {
+            Some(self.0)
+        }
+    }
+
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.0 != i64::MIN
+    }
+
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self.0 == i64::MIN
+    }
+
+    #[inline]
+    pub fn is_none_or(self, check: impl FnOnce(i64) -> bool) -> bool {
+        self.get().is_none_or(check)
+    }
+
+    #[inline]
+    pub fn take(&mut self) -> Option<i64> {
+        std::mem::replace(self, OptMs::NONE).get()
+    }
+}
+
+impl std::fmt::Debug for OptMs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A row's remembered ids, insertion-ordered as the reference's dict. The first one is kept in
+/// the row itself (most rows of a heavy-tailed stream see one event); more go to two deques:
+/// the entries and, in the same order, each id's `id_hash` (low 32 bits), which a look-up scans.
+#[derive(Clone, Debug, Default)]
+pub enum Recents {
+    #[default]
+    Empty,
+    One(Recent, u32),
+    Many(VecDeque<Recent>, VecDeque<u32>),
+}
+
+impl Recents {
+    pub fn len(&self) -> usize {
+        match self {
+            Recents::Empty => 0,
+            Recents::One(..) => 1,
+            Recents::Many(entries, _) => entries.len(),
+        }
+    }
+
+    pub fn get(&self, at: usize) -> &Recent {
+        match self {
+            Recents::One(entry, _) if at == 0 => entry,
+            Recents::Many(entries, _) => &entries[at],
+            _ => panic!("no remembered id at {at}"),
+        }
+    }
+
+    /// Where `id` is.
+    fn find(&self, hash: u32, id: &str) -> Option<usize> {
+        match self {
+            Recents::Empty => None,
+            Recents::One(entry, candidate) => (*candidate == hash && entry.id.as_str() == id).then_some(0),
+            Recents::Many(entries, hashes) => {
+                let (front, back) = hashes.as_slices();
+                for (offset, hashes) in [(0, front), (front.len(), back)] {
+                    for (at, &candidate) in hashes.iter().enumerate() {
+                        if candidate == hash && entries[offset + at].id.as_str() == id {
+                            return Some(offset + at);
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, at: usize) -> Recent {
+        match std::mem::take(self) {
+            Recents::One(entry, _) if at == 0 => entry,
+            Recents::Many(mut entries, mut hashes) => {
+                hashes.remove(at);
+                let entry = entries.remove(at).expect("a remembered id at `at`");
+                *self = Recents::Many(entries, hashes);
+                entry
+            }
+            _ => panic!("no remembered id at {at}"),
+        }
+    }
+
+    fn push_back(&mut self, entry: Recent, hash: u32) {
+        match self {
+            Recents::Empty => *self = Recents::One(entry, hash),
+            Recents::One(..) => {
+                let Recents::One(first, first_hash) = std::mem::take(self) else { unreachable!() };
+                let mut entries = VecDeque::with_capacity(4);
+                let mut hashes = VecDeque::with_capacity(4);
+                entries.extend([first, entry]);
+                hashes.extend([first_hash, hash]);
+                *self = Recents::Many(entries, hashes);
+            }
+            Recents::Many(entries, hashes) => {
+                entries.push_back(entry);
+                hashes.push_back(hash);
+            }
+        }
+    }
+
+    fn front(&self) -> Option<&Recent> {
+        match self {
+            Recents::Empty => None,
+            Recents::One(entry, _) => Some(entry),
+            Recents::Many(entries, _) => entries.front(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Recents::Many(entries, hashes) => {
+                entries.pop_front();
+                hashes.pop_front();
+            }
+            _ => *self = Recents::Empty,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Recent> {
+        let (one, many) = match self {
+            Recents::Empty => (None, None),
+            Recents::One(entry, _) => (Some(entry), None),
+            Recents::Many(entries, _) => (None, Some(entries.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// One relationship row (SPEC §2); the serialised fields are the reference `Row`'s, in its order.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -189,43 +344,27 @@ pub struct Row {
     pub counts: [i64; 6],
     pub first_at: i64,
     pub last_at: i64,
-    pub last_out_at: Option<i64>,
-    pub last_in_at: Option<i64>,
+    pub last_out_at: OptMs,
+    pub last_in_at: OptMs,
     pub touch_at: i64,
     pub touches: i64,
     pub gaps: Vec<i64>,
     pub strength: f64,
-    pub dormant_since: Option<i64>,
-    /// Insertion-ordered, as the reference's dict.
-    pub recent: VecDeque<Recent>,
-    /// `id_hash` of each `recent` id (low 32 bits), in the same order: what a look-up scans.
-    pub recent_hashes: VecDeque<u32>,
-    pub cached_threshold: Option<i64>,
+    pub dormant_since: OptMs,
+    pub recent: Recents,
+    pub cached_threshold: OptMs,
     pub known_established: bool,
     /// Timer state (the reference's `DeadlineIndex._live` / `_queued` for this key).
-    pub live_deadline: Option<i64>,
-    pub queued_deadline: Option<i64>,
+    pub live_deadline: OptMs,
+    pub queued_deadline: OptMs,
     /// The same for the reference's `expiries` index (only with `row_ttl`).
-    pub live_expiry: Option<i64>,
-    pub queued_expiry: Option<i64>,
+    pub live_expiry: OptMs,
+    pub queued_expiry: OptMs,
     /// A free slot: its row was reclaimed (`row_ttl`); the slot waits in `Engine::free` for a new row.
     pub vacant: bool,
 }
 
 impl Row {
-    /// Where `id` is in `recent`.
-    fn find_recent(&self, hash: u32, id: &str) -> Option<usize> {
-        let (front, back) = self.recent_hashes.as_slices();
-        for (offset, hashes) in [(0, front), (front.len(), back)] {
-            for (at, &candidate) in hashes.iter().enumerate() {
-                if candidate == hash && self.recent[offset + at].id.as_str() == id {
-                    return Some(offset + at);
-                }
-            }
-        }
-        None
-    }
-
     fn first(owner: u32, contact: u32, ts: i64) -> Row {
         Row {
             owner,
@@ -233,21 +372,20 @@ impl Row {
             counts: [0; 6],
             first_at: ts,
             last_at: ts,
-            last_out_at: None,
-            last_in_at: None,
+            last_out_at: OptMs::NONE,
+            last_in_at: OptMs::NONE,
             touch_at: ts,
             touches: 0,
             gaps: Vec::new(),
             strength: 0.0,
-            dormant_since: None,
-            recent: VecDeque::new(),
-            recent_hashes: VecDeque::new(),
-            cached_threshold: None,
+            dormant_since: OptMs::NONE,
+            recent: Recents::Empty,
+            cached_threshold: OptMs::NONE,
             known_established: false,
-            live_deadline: None,
-            queued_deadline: None,
-            live_expiry: None,
-            queued_expiry: None,
+            live_deadline: OptMs::NONE,
+            queued_deadline: OptMs::NONE,
+            live_expiry: OptMs::NONE,
+            queued_expiry: OptMs::NONE,
             vacant: false,
         }
     }
@@ -421,16 +559,20 @@ impl Held {
         }
     }
 
-    fn push(&mut self, update: Update, names: &[Box<str>]) {
+    /// Hold `update`; true when it went to the end of the run.
+    fn push(&mut self, update: Update, names: &[Box<str>]) -> bool {
         let run = &mut self.run;
         let mut at = run.len();
         while at > 0 && run.len() - at < RUN_SEARCH && update_less(&update, &run[at - 1], names) {
             at -= 1;
         }
         if at == 0 || !update_less(&update, &run[at - 1], names) {
+            let last = at == run.len();
             run.insert(at, update);
+            last
         } else {
             self.heap.push(update, names);
+            false
         }
     }
 
@@ -530,7 +672,7 @@ impl Engine {
         self.max_ts = self.max_ts.max(update.ts);
         if update.ts < self.watermark {
             if let Some(&index) = self.keys.get(&pack(update.owner, update.contact)) {
-                match self.rows[index as usize].live_deadline {
+                match self.rows[index as usize].live_deadline.get() {
                     Some(deadline) if deadline <= update.ts => {
                         // overdue since a late event: fires first
                         self.discard(index);
@@ -543,6 +685,24 @@ impl Engine {
             return;
         }
         self.held.push(update, &self.users.names);
+    }
+
+    /// `offer(out)` then `offer(back)`, the two halves of one event (same ts and id); `out_first`:
+    /// whether `out` comes before `back` in `RowUpdate` order. When the first of the two ends the
+    /// held run, the other follows it there with no comparison (the user names need not be read).
+    pub fn offer_pair(&mut self, out: Update, back: Update, out_first: bool) {
+        if out.ts < self.watermark {
+            self.offer(out);
+            self.offer(back);
+            return;
+        }
+        self.max_ts = self.max_ts.max(out.ts);
+        let (first, second) = if out_first { (out, back) } else { (back, out) };
+        if self.held.push(first, &self.users.names) {
+            self.held.run.push_back(second);
+        } else {
+            self.held.push(second, &self.users.names);
+        }
     }
 
     pub fn advance(&mut self, watermark: i64, inclusive: bool) {
@@ -604,8 +764,8 @@ impl Engine {
             Some(&index) => {
                 let row = &self.rows[index as usize];
                 let window = self.rules.dedup_window;
-                seen_at = row.find_recent(id_hash as u32, event_id.as_str());
-                if let Some(seen) = seen_at.map(|at| &row.recent[at]) {
+                seen_at = row.recent.find(id_hash as u32, event_id.as_str());
+                if let Some(seen) = seen_at.map(|at| row.recent.get(at)) {
                     if seen.pos == pos || ((ts - seen.ts).abs() < window && row.last_at - seen.ts < window) {
                         if seen.pos == pos {
                             self.stats.redelivered += 1;
@@ -633,7 +793,7 @@ impl Engine {
         let older = ts < self.rows[index as usize].last_at;
         if !older && self.rows[index as usize].dormant_since.is_some() {
             self.emit(true, index);
-            self.rows[index as usize].dormant_since = None;
+            self.rows[index as usize].dormant_since = OptMs::NONE;
             self.stats.revived += 1;
             self.dormant_rows -= 1;
         }
@@ -655,30 +815,28 @@ impl Engine {
                 }
                 row.touch_at = ts;
                 row.touches += 1;
-                row.cached_threshold = None;
+                row.cached_threshold = OptMs::NONE;
             }
             row.last_at = ts;
         }
         row.first_at = row.first_at.min(ts);
         if direction == OUT {
             if row.last_out_at.is_none_or(|at| ts > at) {
-                row.last_out_at = Some(ts);
+                row.last_out_at = OptMs::some(ts);
             }
         } else if row.last_in_at.is_none_or(|at| ts > at) {
-            row.last_in_at = Some(ts);
+            row.last_in_at = OptMs::some(ts);
         }
         // _remember (replay never protects unwritten ids: keep = REMEMBER_AT_LEAST)
         // of several times an id was applied at, only the latest can still make a duplicate
         let remembered_ts = match seen_at {
             Some(at) => {
                 // nothing touched `recent` since `seen_at` was found
-                row.recent_hashes.remove(at);
-                row.recent.remove(at).map_or(ts, |seen| ts.max(seen.ts))
+                ts.max(row.recent.remove(at).ts)
             }
             None => ts,
         };
-        row.recent.push_back(Recent { id: event_id, ts: remembered_ts, pos });
-        row.recent_hashes.push_back(id_hash as u32);
+        row.recent.push_back(Recent { id: event_id, ts: remembered_ts, pos }, id_hash as u32);
         if row.recent.len() > REMEMBER_AT_LEAST {
             let horizon = row.last_at - rules.dedup_window;
             while row.recent.len() > REMEMBER_AT_LEAST {
@@ -686,7 +844,6 @@ impl Engine {
                     break;
                 }
                 row.recent.pop_front();
-                row.recent_hashes.pop_front();
             }
         }
         self.schedule(index);
@@ -698,7 +855,6 @@ impl Engine {
         let old = &mut self.rows[index as usize];
         let mut fresh = Row::first(old.owner, old.contact, ts);
         fresh.recent = std::mem::take(&mut old.recent);
-        fresh.recent_hashes = std::mem::take(&mut old.recent_hashes);
         fresh.live_deadline = old.live_deadline;
         fresh.queued_deadline = old.queued_deadline;
         fresh.live_expiry = old.live_expiry;
@@ -727,11 +883,11 @@ impl Engine {
             self.discard(index);
             return;
         }
-        let threshold = match row.cached_threshold {
+        let threshold = match row.cached_threshold.get() {
             Some(threshold) => threshold,
             None => {
                 let threshold = self.rules.threshold(&row.gaps);
-                row.cached_threshold = Some(threshold);
+                row.cached_threshold = OptMs::some(threshold);
                 threshold
             }
         };
@@ -747,14 +903,14 @@ impl Engine {
             owner: row.owner,
             contact: row.contact,
             last_at: row.last_at,
-            dormant_since: row.dormant_since.expect("an alerting row has dormant_since"),
+            dormant_since: row.dormant_since.get().expect("an alerting row has dormant_since"),
             detected_at: self.watermark,
             typical_gap: typical_gap.floor() as i64,
             threshold: self.rules.threshold_of(typical_gap),
             touches: row.touches,
             counts: row.counts,
-            last_out_at: row.last_out_at,
-            last_in_at: row.last_in_at,
+            last_out_at: row.last_out_at.get(),
+            last_in_at: row.last_in_at.get(),
             strength: row.strength,
         });
     }
@@ -766,7 +922,7 @@ impl Engine {
     }
 
     fn fire(&mut self, index: u32, deadline: i64) {
-        self.rows[index as usize].dormant_since = Some(deadline);
+        self.rows[index as usize].dormant_since = OptMs::some(deadline);
         self.emit(false, index);
         self.stats.dormant += 1;
         self.dormant_rows += 1;
@@ -779,15 +935,15 @@ impl Engine {
         if row.live_deadline.is_none() {
             self.timers.live += 1;
         }
-        row.live_deadline = Some(deadline);
-        if let Some(queued) = row.queued_deadline {
+        row.live_deadline = OptMs::some(deadline);
+        if let Some(queued) = row.queued_deadline.get() {
             if queued <= deadline {
                 return;
             }
         } else {
             self.timers.queued += 1;
         }
-        row.queued_deadline = Some(deadline);
+        row.queued_deadline = OptMs::some(deadline);
         self.timers.heap.push(std::cmp::Reverse((deadline, index)));
         if self.timers.heap.len() > 2 * self.timers.queued + 1024 {
             self.compact_timers();
@@ -814,23 +970,23 @@ impl Engine {
             }
             self.timers.heap.pop();
             let row = &mut self.rows[index as usize];
-            if row.queued_deadline != Some(deadline) {
+            if row.queued_deadline.get() != Some(deadline) {
                 continue; // superseded by an earlier push
             }
-            match row.live_deadline {
+            match row.live_deadline.get() {
                 None => {
-                    row.queued_deadline = None;
+                    row.queued_deadline = OptMs::NONE;
                     self.timers.queued -= 1;
                 }
                 Some(current) if current == deadline => {
-                    row.queued_deadline = None;
-                    row.live_deadline = None;
+                    row.queued_deadline = OptMs::NONE;
+                    row.live_deadline = OptMs::NONE;
                     self.timers.queued -= 1;
                     self.timers.live -= 1;
                     due.push((deadline, index));
                 }
                 Some(current) => {
-                    row.queued_deadline = Some(current);
+                    row.queued_deadline = OptMs::some(current);
                     self.timers.heap.push(std::cmp::Reverse((current, index)));
                 }
             }
@@ -855,15 +1011,15 @@ impl Engine {
         if row.live_expiry.is_none() {
             self.expiries.live += 1;
         }
-        row.live_expiry = Some(expiry);
-        if let Some(queued) = row.queued_expiry {
+        row.live_expiry = OptMs::some(expiry);
+        if let Some(queued) = row.queued_expiry.get() {
             if queued <= expiry {
                 return;
             }
         } else {
             self.expiries.queued += 1;
         }
-        row.queued_expiry = Some(expiry);
+        row.queued_expiry = OptMs::some(expiry);
         self.expiries.heap.push(std::cmp::Reverse((expiry, index)));
         if self.expiries.heap.len() > 2 * self.expiries.queued + 1024 {
             self.compact_expiries();
@@ -884,12 +1040,12 @@ impl Engine {
             }
             self.expiries.heap.pop();
             let row = &mut self.rows[index as usize];
-            if row.queued_expiry != Some(expiry) {
+            if row.queued_expiry.get() != Some(expiry) {
                 continue; // superseded by an earlier push
             }
-            match row.live_expiry {
+            match row.live_expiry.get() {
                 None => {
-                    row.queued_expiry = None;
+                    row.queued_expiry = OptMs::NONE;
                     self.expiries.queued -= 1;
                 }
                 Some(current) if current == expiry => {
@@ -902,7 +1058,7 @@ impl Engine {
                     self.stats.rows_reclaimed += 1;
                 }
                 Some(current) => {
-                    row.queued_expiry = Some(current);
+                    row.queued_expiry = OptMs::some(current);
                     self.expiries.heap.push(std::cmp::Reverse((current, index)));
                 }
             }
@@ -913,7 +1069,7 @@ impl Engine {
         let mut heap = Vec::with_capacity(self.expiries.live);
         for (index, row) in self.rows.iter_mut().enumerate() {
             row.queued_expiry = row.live_expiry;
-            if let Some(expiry) = row.live_expiry {
+            if let Some(expiry) = row.live_expiry.get() {
                 heap.push(std::cmp::Reverse((expiry, index as u32)));
             }
         }
@@ -925,7 +1081,7 @@ impl Engine {
         let mut heap = Vec::with_capacity(self.timers.live);
         for (index, row) in self.rows.iter_mut().enumerate() {
             row.queued_deadline = row.live_deadline;
-            if let Some(deadline) = row.live_deadline {
+            if let Some(deadline) = row.live_deadline.get() {
                 heap.push(std::cmp::Reverse((deadline, index as u32)));
             }
         }

@@ -208,20 +208,20 @@ impl CompiledReplay {
         let out = PyList::empty(py);
         for row in self.engine.rows.iter().filter(|row| !row.vacant) {
             let recent = PyList::empty(py);
-            for entry in &row.recent {
+            for entry in row.recent.iter() {
                 recent.append((entry.id.as_str(), entry.ts, entry.pos))?;
             }
             let fields = (
                 row.counts.to_vec(),
                 row.first_at,
                 row.last_at,
-                row.last_out_at,
-                row.last_in_at,
+                row.last_out_at.get(),
+                row.last_in_at.get(),
                 row.touch_at,
                 row.touches,
                 row.gaps.clone(),
                 row.strength,
-                row.dormant_since,
+                row.dormant_since.get(),
                 recent,
             );
             out.append((&*names[row.owner as usize], &*names[row.contact as usize], fields))?;
@@ -234,7 +234,7 @@ impl CompiledReplay {
         let names = &self.engine.users.names;
         let out = PyList::empty(py);
         for row in self.engine.rows.iter().filter(|row| !row.vacant) {
-            if let Some(deadline) = row.live_deadline {
+            if let Some(deadline) = row.live_deadline.get() {
                 out.append((&*names[row.owner as usize], &*names[row.contact as usize], deadline))?;
             }
         }
@@ -246,7 +246,7 @@ impl CompiledReplay {
         let names = &self.engine.users.names;
         let out = PyList::empty(py);
         for row in self.engine.rows.iter().filter(|row| !row.vacant) {
-            if let Some(expiry) = row.live_expiry {
+            if let Some(expiry) = row.live_expiry.get() {
                 out.append((&*names[row.owner as usize], &*names[row.contact as usize], expiry))?;
             }
         }
@@ -324,8 +324,8 @@ impl CompiledReplay {
         };
         let back =
             Update { event_id: out.event_id.clone(), owner: contact, contact: owner, direction: IN, ..out };
-        engine.offer(out);
-        engine.offer(back);
+        // same ts and id: the owners' names order the two halves (actor != target here)
+        engine.offer_pair(out, back, actor < target);
     }
 
     /// The reference decoder's verdict: the event, or the reason code of a dead letter.

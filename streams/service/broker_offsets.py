@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,9 +14,12 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 
 from streams.kafka_admin import bootstrap_servers
+from streams.service.topology import owner_updates_topic_name
 from streams.settings import Settings
 
 __all__ = ["BrokerOffsets", "broker_offsets"]
+
+log = logging.getLogger(__name__)
 
 
 class BrokerOffsets:
@@ -35,6 +39,10 @@ class BrokerOffsets:
         self._settings = settings
         self._client: aiokafka.AIOKafkaConsumer | None = None
         self._starting = asyncio.Lock()
+
+    async def start(self, topics: Iterable[str]) -> None:
+        """Connect, and learn where `topics` live (their first request would otherwise wait for metadata)."""
+        await self.ends(TP(topic, 0) for topic in topics)
 
     async def ends(self, tps: Iterable[TP]) -> dict[TP, int]:
         """The offset after the last record of each partition (the last stable offset under exactly_once)."""
@@ -87,6 +95,13 @@ def broker_offsets(app: faust.App, settings: Settings) -> BrokerOffsets:
         found = BrokerOffsets(app, settings)
         app.streams_broker_offsets = found  # type: ignore[attr-defined]
         offsets = found
+
+        @app.task
+        async def start_broker_offsets() -> None:
+            try:
+                await offsets.start([*settings.input_topics(), owner_updates_topic_name(settings)])
+            except Exception as exc:  # the broker away for now: the first request connects
+                log.debug("broker offsets not started: %s", type(exc).__name__)
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]
         async def close_broker_offsets(sender: Any, **kwargs: Any) -> None:

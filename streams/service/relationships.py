@@ -281,9 +281,14 @@ class OwnerPartitions:
         if tid is not None:
             committed_writes = self.committed_writes
             self.app.producer.streams_on_committed = committed_writes.committed  # type: ignore[attr-defined]
-            await self.transactions.send_batches(tid, changelog_name, partition, records, stopped)
+            if stopped():
+                return
+            # Held before the sends' awaits: a revocation meanwhile discards them with the
+            # transaction (`drop_all`). Held after, they would outlive its abort and reach
+            # RocksDB at the next commit of the same transactional id (the partition's).
             for key, value in records:
                 committed_writes.add(tid, partition, key, value)  # to RocksDB once committed
+            await self.transactions.send_batches(tid, changelog_name, partition, records, stopped)
             return
         write_local_rows(table.data, partition, records)
         deliveries = await self.transactions.send_batches(None, changelog_name, partition, records, stopped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ __all__ = [
     "owner_updates_topic_name",
     "rows_changelog_topic_name",
 ]
+
+log = logging.getLogger(__name__)
 
 ROWS_TABLE = "rows"
 """Name of the relationship rows table."""
@@ -59,7 +62,7 @@ def declare_topology(
     broker (`kafka_admin.follow_the_broker`); without `input_partitions` each
     input topic is taken to have `settings.partitions`.
     """
-    return Topology(
+    topology = Topology(
         interactions=app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw"),
         owner_updates=app.topic(
             owner_updates_topic_name(settings),
@@ -75,3 +78,15 @@ def declare_topology(
         if input_partitions is not None
         else dict.fromkeys(settings.input_topics(), settings.partitions),
     )
+
+    @app.task
+    async def report_partition_counts() -> None:
+        log.info(
+            "partitions: %s and %s %d, input %s",
+            owner_updates_topic_name(settings),
+            rows_changelog_topic_name(settings),
+            settings.partitions,
+            ", ".join(f"{topic} {count}" for topic, count in topology.input_partitions.items()),
+        )
+
+    return topology

@@ -25,6 +25,7 @@ from streams.engine.engine import RelationshipEngine
 from streams.engine.events import INTERACTION_TYPES, InvalidEvent, decode_event
 from streams.engine.row import Row
 from streams.engine_compiled import CompiledReplayRun, core_settings, reference_decoder, replay_compiled
+from streams.generate.mentions import MentionConfig, mention_lines
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.settings import Settings
 from tests.engine.support import DAY, HOUR, MINUTE, T0, make_settings
@@ -302,6 +303,28 @@ def test_dirty_collegemsg_with_lateness_replays_identically(collegemsg_lines: li
     assert actual.summary["late"] > 100
     assert actual.summary["duplicates"] > 500
     assert actual.summary["invalid_total"] > 300
+    assert_identical(actual, expected)
+
+
+def test_the_mention_profile_with_copies_and_late_arrivals_replays_identically() -> None:
+    """Most pairs seen once (rows that remember one id), copies of them, ties on ts, late arrivals."""
+    events = 20_000
+    default = MentionConfig()
+    users = round(default.users * events / default.events)
+    lines = mention_lines(MentionConfig(events=events, users=users, seed=3))
+    rng = random.Random(4)
+    dirty: list[bytes] = []
+    for number, raw in enumerate(lines):
+        dirty.append(raw)
+        if rng.random() < 0.03:
+            dirty.append(lines[max(0, number - rng.randrange(300))])  # a copy, most on a one-event row
+    config = Settings(**{**REPLAY_DEFAULTS, "allowed_lateness_ms": MINUTE})
+    late = shuffled_within(dirty, 6, 60)
+    expected = reference_outcome(late, config)
+    actual = compiled_outcome(late, config, batch_lines=1000)
+    assert actual.summary["duplicates"] > 300
+    assert actual.summary["late"] > 300
+    assert sum(len(row.recent) == 1 for row in actual.rows.values()) > len(actual.rows) / 2
     assert_identical(actual, expected)
 
 

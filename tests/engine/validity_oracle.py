@@ -16,7 +16,8 @@ Decisions where the contract is silent or ambiguous (each reported with the orac
   record; a number with a fraction or an exponent is read as the nearest binary64, so
   `1700000000000.0000001` is the integer 1700000000000.
 - **Unpaired surrogates.** A string escape such as `"\\ud800"` names no Unicode character (RFC 8259
-  §8.2; I-JSON, RFC 7493 §2.1, forbids it); the record is not UTF-8 text once unescaped: `not_json`.
+  §8.2; I-JSON, RFC 7493 §2.1, forbids it); the record is not UTF-8 text once unescaped: `not_json`,
+  wherever it is, in the value of a repeated name that a later one replaces too.
 - **Duplicate names.** RFC 8259 §4 leaves them to the parser; the last one wins (as in ECMAScript).
 - **Byte-order mark.** A leading U+FEFF is not JSON whitespace (RFC 8259 §2, §8.1): `not_json`.
 """
@@ -132,6 +133,14 @@ def judge_value(value: Any) -> Verdict:
 
 def parse_json(text: str) -> Any:
     """RFC 8259 JSON with the limits above; raise `NotJSON` otherwise."""
+    unpaired: list[str] = []
+
+    def last_name_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        for name, item in pairs:  # every pair, those a repeated name replaces included
+            inner = [] if isinstance(item, dict) else strings_in(item)  # a dict's own pairs came through here
+            unpaired.extend(s for s in (name, *inner) if _SURROGATE.search(s))
+        return dict(pairs)
+
     limit = sys.getrecursionlimit()
     # Room for MAX_DEPTH nested containers: deeper ones fail here or in the depth check below.
     sys.setrecursionlimit(limit + 3 * MAX_DEPTH)
@@ -141,7 +150,7 @@ def parse_json(text: str) -> Any:
             parse_constant=_refuse_constant,
             parse_float=_binary64,
             parse_int=_integer,
-            object_pairs_hook=dict,  # a repeated name: the last one wins
+            object_pairs_hook=last_name_wins,
         )
     except (ValueError, RecursionError) as exc:
         raise NotJSON(str(exc)) from None
@@ -149,7 +158,7 @@ def parse_json(text: str) -> Any:
         sys.setrecursionlimit(limit)
     if nesting_depth(text) > MAX_DEPTH:
         raise NotJSON(f"nested deeper than {MAX_DEPTH}")
-    if any(_SURROGATE.search(s) for s in strings_in(value)):
+    if unpaired or any(_SURROGATE.search(s) for s in strings_in(value)):
         raise NotJSON("an unpaired surrogate escape")
     return value
 

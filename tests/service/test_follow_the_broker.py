@@ -47,8 +47,9 @@ def without_partitions_setting(topic_set: TopicSet) -> TopicSet:
     return topic_set
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_topics_made_with_4_partitions_and_a_worker_on_the_default_6_give_the_replays_alerts(
-    topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker]
+    topic_factory: Callable[..., TopicSet], worker_factory: Callable[..., Worker], guarantee: str
 ) -> None:
     """The reported failure: before, the worker's first heartbeat to owner partition 4 or 5 raised
     `AssertionError: Unrecognized partition` in aiokafka and the worker exited with status 1."""
@@ -56,7 +57,7 @@ def test_topics_made_with_4_partitions_and_a_worker_on_the_default_6_give_the_re
     want, summary = replay_alerts(lines, **FAST)
     assert summary.alerts["dormant"] > 100
     assert summary.alerts["revived"] > 20
-    topic_set = without_partitions_setting(topic_factory(4, **FAST))
+    topic_set = without_partitions_setting(topic_factory(4, **FAST, processing_guarantee=guarantee))
     worker = worker_factory(topic_set)
     produce_lines(topic_set, lines)
     assert_like_the_replay(topic_set, want, [worker])
