@@ -161,13 +161,22 @@ class OwnerPartitions:
         return found
 
     def checkpoint_due(self, part: OwnerPartition[EventT[Any]], heartbeat: bool) -> bool:
-        """Write changed rows on heartbeats, every `checkpoint_interval_ms`, or when many are pending.
+        """Write changed rows every `checkpoint_interval_ms`, when many are pending, or on a heartbeat with work.
 
-        Never while the partition re-handles what its loaded checkpoint covered (`OwnerPartition.replaying`).
+        A heartbeat checkpoints at once only when there are changed rows or
+        held alerts (its watermark may have fired some): a backlog of bare
+        heartbeats (under exactly_once one per input partition per tick) is
+        acked with the next timed checkpoint rather than one transaction each,
+        which fell behind the heartbeats' own rate on a loaded machine. Never
+        while the partition re-handles what its loaded checkpoint covered
+        (`OwnerPartition.replaying`).
         """
         if part.replaying():
             return False
-        if heartbeat or part.dirty() >= self.settings.checkpoint_max_rows:
+        dirty = part.dirty()
+        if dirty >= self.settings.checkpoint_max_rows:
+            return True
+        if heartbeat and (dirty or self.unsent_alerts.get(part.partition)):
             return True
         elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
         return elapsed_ms >= self.settings.checkpoint_interval_ms
