@@ -18,7 +18,7 @@ from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
-from streams.service.input_gate import InputGate, RefetchedEvent, seeked_offsets
+from streams.service.input_gate import InputGate, RefetchedEvent, ack_refetched, seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
@@ -132,8 +132,20 @@ class Rekeyer:
         """The (non-idle) markers that follow a batch from `sources`."""
         return {source: (self._seen.get(source), False) for source in sources}
 
-    def mark_sent(self, markers: dict[str, Marker]) -> None:
-        """The batch these markers cover is queued: heartbeats may now report its progress."""
+    def mark_sent(self, markers: dict[str, Marker], revocations: int | None = None) -> bool:
+        """The batch these markers cover is queued: heartbeats may now report its progress.
+
+        `revocations` is `self.revocations` when the batch was taken. If a
+        revocation came since, nothing is recorded and False is returned: its
+        sends went with the aborted transactions (exactly_once) and its
+        partitions are read again from their committed offsets. Recording it
+        anyway (after `retract_idle` cleared what was read) left the input gate
+        believing the batch sent when the partition came back, and its records
+        were acked without their updates: lost.
+        """
+        if revocations is not None and revocations != self.revocations:
+            self._batch_next = {}
+            return False
         for source, (max_ts, _idle) in markers.items():
             if max_ts is not None:
                 self.sent[source] = max_ts
@@ -141,6 +153,7 @@ class Rekeyer:
             if offset > self.next_offset.get(source, 0):
                 self.next_offset[source] = offset
         self._batch_next = {}
+        return True
 
     def caught_up(self, source: str, committed: int | None, end_offset: int | None) -> bool:
         """Every record of `source` below its end offset is queued (read here, or committed by whoever read it)."""
@@ -315,6 +328,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         batches = stream.noack_take(settings.ingest_batch_size, within=within)  # type: ignore[attr-defined]
         async for fetched in batches:
             started = time.perf_counter()
+            revocations = rekeyer.revocations
             batch = gate.sort(fetched)
             for event in batch.ack_only:
                 await stream.ack(event)
@@ -367,7 +381,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             markers = rekeyer.batch_markers(touched)
             if by_partition and not await send_to_every_partition(touched, by_partition, markers):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
-            rekeyer.mark_sent(markers)
+            if not rekeyer.mark_sent(markers, revocations):
+                continue  # revoked meanwhile: not acked, read again from the committed offsets
+            for (topic, partition), (start, end) in batch.missing.items():
+                ack_refetched(app.consumer, topic, partition, range(start, end))
             for event in batch.send:
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)

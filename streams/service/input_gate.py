@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
+from faust.types import TP
+from faust.types.tuples import Message
+
 from streams.service.records import source_name
 
 __all__ = ["InputGate", "RefetchedEvent", "Sorted"]
@@ -94,6 +97,19 @@ class InputGate:
             batch.send.append(event)
             expected[key] = message.offset + 1
         return batch
+
+
+def ack_refetched(consumer: Any, topic: str, partition: int, offsets: range) -> None:
+    """Mark offsets read straight from the broker as acked in Faust's consumer.
+
+    Faust never delivered them, and it commits a partition only up to its
+    first offset not acked: without this the partition's committed offset
+    stays below them for good, and under exactly_once the partition is never
+    judged idle (idleness needs every record below the end committed).
+    """
+    tp = TP(topic, partition)
+    for offset in offsets:
+        consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
 
 
 def seeked_offsets(app: Any) -> MutableMapping[Key, int]:

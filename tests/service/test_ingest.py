@@ -254,3 +254,31 @@ def test_by_default_the_hybrid_clock_checks_against_the_real_wall_clock(ahead_ms
     assert abs(wall_clock_ms() - time.time() * 1000) < 60_000
     _, letters = split_and_send(rekeyer, [record_at(0, wall_clock_ms() + ahead_ms)])
     assert bool(letters) is dead
+
+
+def test_a_batch_revoked_while_it_was_sent_is_sent_again_when_its_partition_comes_back() -> None:
+    """The lost reply of 2026-11-30 (docs/guarantees.md §1): acked as already sent, never sent."""
+    from streams.service.input_gate import InputGate  # noqa: PLC0415
+
+    rekeyer = fresh_rekeyer()
+    seeked: dict[tuple[str, int], int] = {(TOPIC, 0): 0}
+    gate = InputGate(seeked, rekeyer.next_offset)
+    revocations = rekeyer.revocations
+    batch = gate.sort([record(o) for o in range(0, 10)])
+    assert [e.message.offset for e in batch.send] == list(range(10))
+    _, touched = rekeyer.split(batch.send, [])
+    gate.revoked()  # a rebalance while the batch's updates were being sent (and then aborted)
+    rekeyer.retract_idle()
+    assert not rekeyer.mark_sent(rekeyer.batch_markers(touched), revocations)
+    seeked[(TOPIC, 0)] = 0  # the partition comes back, seeked to its committed offset
+    again = gate.sort([record(o) for o in range(0, 10)])
+    assert [e.message.offset for e in again.send] == list(range(10))
+    assert again.ack_only == []
+
+
+def test_a_batch_sent_without_a_revocation_is_recorded() -> None:
+    rekeyer = fresh_rekeyer()
+    revocations = rekeyer.revocations
+    _, touched = rekeyer.split([record(o) for o in range(0, 10)], [])
+    assert rekeyer.mark_sent(rekeyer.batch_markers(touched), revocations)
+    assert rekeyer.next_offset == {SOURCE: 10}
