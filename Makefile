@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DATA := data/CollegeMsg.txt.gz
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev manifests run topics test test-unit lint format kafka kafka-stop kafka-reset bench bench-replay bench-rows bench-service bench-latency bench-recovery bench-guarantees soak mutation check-rules clean
+.PHONY: help install install-dev manifests run topics test test-unit lint format kafka kafka-stop kafka-reset kafka-cluster kafka-cluster-stop bench bench-replay bench-rows bench-service bench-latency bench-recovery bench-guarantees soak mutation check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ kafka-stop: ## stop the local Kafka broker
 kafka-reset: ## stop the local broker and delete its data
 	bash deploy/kafka/kafka.sh reset
 
+kafka-cluster: ## start a local three-broker KRaft cluster (127.0.0.1:29092,29094,29096; replication 3, min ISR 2)
+	bash deploy/kafka/cluster.sh start
+
+kafka-cluster-stop: ## stop the local three-broker cluster (data kept; `deploy/kafka/cluster.sh reset` deletes it)
+	bash deploy/kafka/cluster.sh stop
+
 topics: install ## create the input, alert and dead-letter topics (STREAMS_PARTITIONS partitions)
 	$(PY) -m streams topics create
 
@@ -46,16 +52,17 @@ run: install kafka topics ## install, start the broker, create topics, run one w
 	@echo "worker web port: http://$${STREAMS_WEB_HOST:-127.0.0.1}:$${STREAMS_WEB_PORT:-6066}  (metrics: /metrics, health: /healthz /readyz)"
 	$(PY) -m streams worker
 
-test: install-dev ## run the whole suite: test-unit, then the real-broker tests (starts the broker if needed)
+test: install-dev ## run the whole suite: test-unit, then the real-broker tests (starts the broker if needed; cluster and TLS tests start their own)
 	$(MAKE) test-unit
 	$(MAKE) kafka
-	$(PY) -m pytest -m "broker or prometheus" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "broker or prometheus or cluster or tls" $(PYTEST_ARGS)
 
-# A test needs the broker exactly when it is marked `broker`: the others run with STREAMS_BROKER at a closed port.
+# A test needs a broker exactly when it is marked `broker` (the local one), `cluster` or `tls` (brokers
+# its fixtures start): the others run with STREAMS_BROKER at a closed port.
 UNIT_BROKER := kafka://127.0.0.1:1
 
 test-unit: install-dev ## run every test that needs no broker and no Prometheus server (STREAMS_BROKER: a closed port)
-	STREAMS_BROKER=$(UNIT_BROKER) $(PY) -m pytest -m "not broker and not prometheus" $(PYTEST_ARGS)
+	STREAMS_BROKER=$(UNIT_BROKER) $(PY) -m pytest -m "not broker and not prometheus and not cluster and not tls" $(PYTEST_ARGS)
 
 lint: install-dev ## ruff (lint + format check) and mypy
 	$(PY) -m ruff check streams tests bench tools

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
+from streams.cli.broker_failure import EXIT_NO_BROKER, ConnectionErrors, gave_up_on_the_broker
 from streams.gc_tuning import tune_garbage_collector
 
 __all__ = ["main"]
@@ -39,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         module.add_parser(commands)
     args = parser.parse_args(argv)
     tune_garbage_collector()
-    return int(args.run(args))
+    connection_errors = ConnectionErrors()
+    logging.getLogger("kafka").addHandler(connection_errors)
+    try:
+        return int(args.run(args))
+    except Exception as exc:
+        if not gave_up_on_the_broker(exc):
+            raise
+        sys.stderr.write(connection_errors.explain(args.command, exc) + "\n")
+        return EXIT_NO_BROKER
 
 
 if __name__ == "__main__":

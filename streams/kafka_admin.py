@@ -56,26 +56,37 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["sasl_plain_password"] = settings.broker_sasl_password
     if settings.broker_ssl_cafile:
         options["ssl_cafile"] = str(settings.broker_ssl_cafile)
+    if settings.broker_ssl_certfile:
+        options["ssl_certfile"] = str(settings.broker_ssl_certfile)
+    if settings.broker_ssl_keyfile:
+        options["ssl_keyfile"] = str(settings.broker_ssl_keyfile)
     return options
 
 
 def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
-    """The topics the service needs; the owner-keyed stream and the rows changelog get `settings.partitions`."""
-    keep_week = {"retention.ms": str(7 * 86_400_000)}
-    plan = [NewTopic(name, partitions, 1, topic_configs=keep_week) for name in settings.input_topics()]
-    plan.append(NewTopic(settings.topic_alerts, partitions, 1, topic_configs=keep_week))
+    """The topics the service needs; the owner-keyed stream and the rows changelog get `settings.partitions`,
+    every one `settings.replication_factor` replicas and `min.insync.replicas`."""
+    replicas, replicated = settings.replication_factor, settings.replication_configs()
+    keep_week = {"retention.ms": str(7 * 86_400_000), **replicated}
+    plan = [NewTopic(name, partitions, replicas, topic_configs=keep_week) for name in settings.input_topics()]
+    plan.append(NewTopic(settings.topic_alerts, partitions, replicas, topic_configs=keep_week))
     plan.append(
         NewTopic(
-            settings.topic_dead_letter, partitions, 1, topic_configs={"retention.ms": str(30 * 86_400_000)}
+            settings.topic_dead_letter,
+            partitions,
+            replicas,
+            topic_configs={"retention.ms": str(30 * 86_400_000), **replicated},
         )
     )
-    plan.append(NewTopic(owner_updates_topic_name(settings), settings.partitions, 1, topic_configs=keep_week))
+    plan.append(
+        NewTopic(owner_updates_topic_name(settings), settings.partitions, replicas, topic_configs=keep_week)
+    )
     plan.append(
         NewTopic(
             rows_changelog_topic_name(settings),
             settings.partitions,
-            1,
-            topic_configs={"cleanup.policy": "compact"},
+            replicas,
+            topic_configs={"cleanup.policy": "compact", **replicated},
         )
     )
     return plan
@@ -226,8 +237,10 @@ def follow_the_broker(settings: Settings) -> BrokerTopics:
 
 
 def producer(settings: Settings) -> KafkaProducer:
-    """A reliable producer (acks=all, idempotent off for broker compatibility)."""
-    return KafkaProducer(acks="all", linger_ms=5, batch_size=256 * 1024, **client_options(settings))
+    """A reliable producer: acks=all, idempotent (a retried send is not written twice)."""
+    return KafkaProducer(
+        acks="all", enable_idempotence=True, linger_ms=5, batch_size=256 * 1024, **client_options(settings)
+    )
 
 
 def consumer(settings: Settings, *topics: str, group: str | None = None) -> KafkaConsumer:

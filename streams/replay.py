@@ -12,6 +12,7 @@ import orjson
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
+from streams.engine.erasures import Erasure
 from streams.engine.events import IN, OUT, InvalidEvent, RowUpdate, decode_event
 from streams.settings import Settings
 
@@ -45,6 +46,12 @@ class ReplaySummary:
     """Rows that started afresh after `row_ttl` of silence, not established (SPEC v1.1 §2)."""
     rows_reclaimed: int = 0
     """Rows forgotten once `row_ttl` and a de-duplication window had passed (docs/semantics.md)."""
+    erasures: int = 0
+    """Erasure requests given (`--erasures`)."""
+    rows_erased: int = 0
+    """Rows deleted by erasures (docs/semantics.md §9)."""
+    erased_events: int = 0
+    """Events dropped: they name an erased user and predate the erasure, and arrived after it."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts emitted by kind."""
     seconds: float = 0.0
@@ -63,6 +70,9 @@ class ReplaySummary:
             "watermark_max_jump_ms": self.watermark_max_jump_ms,
             "rows_reset": self.rows_reset,
             "rows_reclaimed": self.rows_reclaimed,
+            "erasures": self.erasures,
+            "rows_erased": self.rows_erased,
+            "erased_events": self.erased_events,
             "alerts": {"dormant": self.alerts["dormant"], "revived": self.alerts["revived"]},
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds) if self.seconds > 0 else None,
@@ -75,6 +85,7 @@ def replay(
     summary: ReplaySummary | None = None,
     engine_name: EngineName = "python",
     engine: RelationshipEngine | None = None,
+    erasures: Iterable[Erasure] = (),
 ) -> Iterator[Alert]:
     """Yield the alerts of `lines` (one JSON event each) in emission order.
 
@@ -82,14 +93,22 @@ def replay(
     clock is never read for semantics (`clock` is ignored: replay is event time).
     `engine_name="compiled"` runs the same replay in the compiled core (`core/`);
     pass a fresh `engine` (Python) to keep its rows and timers after the replay.
+    `erasures` are known before the first event (docs/semantics.md §9); the
+    compiled core does not take them yet.
     """
     summary = summary if summary is not None else ReplaySummary()
+    erasures = list(erasures)
+    if erasures and engine_name == "compiled":
+        raise ValueError("erasures need the python engine: the compiled core does not apply them yet")
     if engine_name == "compiled":
         from streams.engine_compiled import replay_compiled  # noqa: PLC0415 - needs the built core
 
         yield from replay_compiled(lines, settings, summary)
         return
     engine = engine if engine is not None else RelationshipEngine(settings)
+    for erasure in erasures:
+        engine.erase(erasure.user, erasure.ts)
+    summary.erasures = len(erasures)
     lateness = settings.allowed_lateness_ms
     max_bytes = settings.max_record_bytes
     offer, advance = engine.offer, engine.advance
@@ -118,12 +137,14 @@ def replay(
             yield from offer(RowUpdate(ts, event.id, target, actor, IN, event.type, 0, position))
         if max_ts - lateness > engine.watermark:
             yield from advance(max_ts - lateness)
-    yield from advance(max(max_ts, engine.max_ts), inclusive=True)
+    yield from advance(max(max_ts, engine.max_ts), inclusive=True)  # self-interactions count: SPEC §4
+    yield from engine.finish()  # then the erasures still waiting
     summary.seconds = time.perf_counter() - started
     summary.watermark_max_jump_ms = max_jump
     stats = engine.stats
     summary.applied, summary.duplicates, summary.late = stats.applied, stats.duplicates, stats.late
     summary.rows_reset, summary.rows_reclaimed = stats.rows_reset, stats.rows_reclaimed
+    summary.rows_erased, summary.erased_events = stats.rows_erased, stats.erased_events
     summary.alerts.update(dormant=stats.dormant, revived=stats.revived)
 
 

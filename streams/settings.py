@@ -161,10 +161,30 @@ class Settings(BaseSettings):
         None,
         description="STREAMS_INSTANCE_ID: static group membership id (Kafka `group.instance.id`), unique per worker and stable across its restarts (the pod name in the StatefulSet); a restart within the session timeout causes no rebalance. Unset: dynamic membership.",
     )
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="STREAMS_REPLICATION_FACTOR: replicas of every topic the service creates (input, alert, dead-letter, owner stream, changelog, Faust's own); 1 locally, 3 in production. Topics that exist keep theirs.",
+    )
+    min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="STREAMS_MIN_INSYNC_REPLICAS: `min.insync.replicas` of the topics the service creates: a write (acks=all) needs this many replicas; 1 locally, 2 in production. At most STREAMS_REPLICATION_FACTOR.",
+    )
+    standby_replicas: int = Field(
+        0,
+        ge=0,
+        description="STREAMS_STANDBY_REPLICAS: other workers keep this many standby copies of each table partition, read from its changelog (Faust `table_standby_replicas`); 0: none.",
+    )
     shutdown_timeout_ms: int = Field(
         30_000,
         ge=1000,
         description="STREAMS_SHUTDOWN_TIMEOUT_MS: after an agent raised, the worker exits (status 1) at the latest this long after.",
+    )
+    max_record_failures: int = Field(
+        3,
+        ge=1,
+        description="STREAMS_MAX_RECORD_FAILURES: an input record whose processing raised this many times (counted across restarts, in the `<app_id>-record-failures` topic) is a dead letter, reason `processing_error`, and skipped (3).",
     )
     log_level: str = Field("info", description="STREAMS_LOG_LEVEL: debug, info, warning or error.")
     log_format: LogFormat = Field(
@@ -183,6 +203,14 @@ class Settings(BaseSettings):
         None, repr=False, description="STREAMS_BROKER_SASL_PASSWORD: SASL password (never logged)."
     )
     broker_ssl_cafile: Path | None = Field(None, description="STREAMS_BROKER_SSL_CAFILE: CA bundle for TLS.")
+    broker_ssl_certfile: Path | None = Field(
+        None,
+        description="STREAMS_BROKER_SSL_CERTFILE: client certificate (PEM) for TLS client authentication (mTLS).",
+    )
+    broker_ssl_keyfile: Path | None = Field(
+        None,
+        description="STREAMS_BROKER_SSL_KEYFILE: private key (PEM, unencrypted) of the client certificate. Only with STREAMS_BROKER_SSL_CERTFILE.",
+    )
     web_token: SecretStr | None = Field(
         None,
         description="STREAMS_WEB_TOKEN: bearer token that `/relationships/*` requires (`Authorization: Bearer <token>`, else 401); workers send it when they route a query. Unset: state queries are open.",
@@ -207,6 +235,23 @@ class Settings(BaseSettings):
             raise ValueError("set STREAMS_WEB_TOKEN or STREAMS_WEB_TOKEN_FILE, not both")
         if self.web_token is not None and not self.web_token.get_secret_value().strip():
             raise ValueError("STREAMS_WEB_TOKEN is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"STREAMS_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must be at most "
+                f"STREAMS_REPLICATION_FACTOR ({self.replication_factor}): no write could succeed"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _client_key_with_its_certificate(self) -> Settings:
+        if self.broker_ssl_keyfile is not None and self.broker_ssl_certfile is None:
+            raise ValueError(
+                "STREAMS_BROKER_SSL_KEYFILE needs STREAMS_BROKER_SSL_CERTFILE (the certificate it belongs to)"
+            )
         return self
 
     def resolved_web_token(self) -> str | None:
@@ -238,6 +283,14 @@ class Settings(BaseSettings):
     def idle_claim_ms(self) -> int:
         """How long (record time) an owner partition trusts an idleness claim not repeated: four heartbeats."""
         return 4 * self.tick_interval_ms
+
+    def replication_configs(self) -> dict[str, str]:
+        """Topic configs every topic the service creates gets (`min.insync.replicas`).
+
+        >>> Settings(replication_factor=3, min_insync_replicas=2).replication_configs()
+        {'min.insync.replicas': '2'}
+        """
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     def input_topics(self) -> tuple[str, str, str]:
         """The three input topic names."""

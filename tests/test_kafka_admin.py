@@ -45,3 +45,17 @@ def test_the_plan_sizes_internal_topics_by_the_owner_count_and_the_rest_by_the_g
     assert {name: count for name, count in plan.items() if name not in {OWNER, CHANGELOG}} == dict.fromkeys(
         [*SETTINGS.input_topics(), SETTINGS.topic_alerts, SETTINGS.topic_dead_letter], 9
     )
+
+
+def test_every_planned_topic_gets_the_replication_factor_and_min_insync_replicas() -> None:
+    plan = topic_plan(SETTINGS.model_copy(update={"replication_factor": 3, "min_insync_replicas": 2}), 9)
+    assert len(plan) == 7
+    assert {topic.name: topic.replication_factor for topic in plan} == {topic.name: 3 for topic in plan}
+    assert all(topic.topic_configs["min.insync.replicas"] == "2" for topic in plan)
+    assert {topic.name: topic.topic_configs.get("cleanup.policy") for topic in plan}[CHANGELOG] == "compact"
+
+
+def test_the_local_default_is_one_replica_with_one_in_sync() -> None:
+    plan = topic_plan(SETTINGS, 6)
+    assert {topic.replication_factor for topic in plan} == {1}
+    assert {topic.topic_configs["min.insync.replicas"] for topic in plan} == {"1"}

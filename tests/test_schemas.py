@@ -19,6 +19,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
 from streams.engine.engine import RelationshipEngine
+from streams.engine.erasures import validate_erasure
 from streams.engine.events import (
     INTERACTION_TYPES,
     TS_MAX,
@@ -40,7 +41,9 @@ DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 NAME_RE = re.compile(r"^(?P<name>[a-z][a-z0-9-]*)\.v(?P<version>[1-9][0-9]*)\.json$")
 FIELDS = ("id", "type", "actor_id", "target_id", "ts")
 BYTE_LEVEL = {Reason.TOO_LARGE, Reason.NOT_UTF8, Reason.NOT_JSON}
-WALL_CLOCK = {Reason.TS_IN_FUTURE}  # the service's check after decoding (tests/service/test_ingest.py)
+# the service's checks after decoding: the wall clock (tests/service/test_ingest.py) and poison records
+# (tests/service/test_poison_records.py)
+WALL_CLOCK = {Reason.TS_IN_FUTURE, Reason.PROCESSING_ERROR}
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -528,13 +531,35 @@ def property_schemas(schema: dict[str, Any], path: str = "") -> Iterator[tuple[s
         yield from property_schemas(items, f"{path}[]")
 
 
-def test_all_four_schemas_exist() -> None:
+def test_every_schema_exists() -> None:
     assert [p.name for p in SCHEMA_FILES] == [
         "alert.v1.json",
         "dead-letter.v1.json",
+        "erasure.v1.json",
         "interaction-event.v1.json",
         "relationships-response.v1.json",
     ]
+
+
+def test_the_erasure_schema_and_decoder_agree() -> None:
+    schema = Draft7Validator(load_schema("erasure.v1.json"))
+    good = [*load_schema("erasure.v1.json")["examples"], {"user_id": "é" * 128, "ts": 946684800000, "x": 1}]
+    for value in good:
+        assert schema.is_valid(value), value
+        assert validate_erasure(value) == (value["user_id"], value["ts"])
+    bad = [
+        {"ts": 946684800000},
+        {"user_id": "", "ts": 946684800000},
+        {"user_id": "é" * 129, "ts": 946684800000},
+        {"user_id": 1, "ts": 946684800000},
+        {"user_id": "bob", "ts": 4102444800000},
+        {"user_id": "bob", "ts": "1"},
+        {"user_id": "bob"},
+    ]
+    for value in bad:
+        assert not schema.is_valid(value), value
+        with pytest.raises(InvalidEvent):
+            validate_erasure(value)
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=[p.name for p in SCHEMA_FILES])

@@ -10,7 +10,11 @@
 #
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_DIR (<repo>/.kafka),
 #      KAFKA_LIB_DIR ($KAFKA_DIR/lib), KAFKA_HEAP ("-Xms256m -Xmx1g"),
-#      KAFKA_START_TIMEOUT (90, seconds), KAFKA_JVM_OPTS (extra JVM flags).
+#      KAFKA_START_TIMEOUT (90, seconds), KAFKA_JVM_OPTS (extra JVM flags),
+#      KAFKA_EXTRA_PROPS (a file appended to the generated server.properties: its keys
+#      win, e.g. more listeners, another node.id or quorum), KAFKA_CLUSTER_ID (storage
+#      format id; several nodes of one cluster share it; random by default),
+#      KAFKA_FORMAT_ARGS (extra `kafka-storage format` arguments, e.g. --add-scram ...).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +27,9 @@ KAFKA_LIB_DIR="${KAFKA_LIB_DIR:-$KAFKA_DIR/lib}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx1g}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
+KAFKA_EXTRA_PROPS="${KAFKA_EXTRA_PROPS:-}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
+KAFKA_FORMAT_ARGS="${KAFKA_FORMAT_ARGS:-}"
 
 # Relative overrides are taken from the caller's cwd, then fixed as absolute paths.
 [[ "$KAFKA_DIR" == /* ]] || KAFKA_DIR="$PWD/$KAFKA_DIR"
@@ -106,6 +113,10 @@ write_props() {
     t="${t//@KAFKA_CONTROLLER_PORT@/$KAFKA_CONTROLLER_PORT}"
     t="${t//@KAFKA_DATA_DIR@/$DATA_DIR}"
     printf '%s\n' "$t" >"$PROPS.tmp"
+    if [[ -n "$KAFKA_EXTRA_PROPS" ]]; then
+        [[ -f "$KAFKA_EXTRA_PROPS" ]] || die "KAFKA_EXTRA_PROPS: no file $KAFKA_EXTRA_PROPS"
+        { echo; echo "# appended from $KAFKA_EXTRA_PROPS (later keys win)"; cat "$KAFKA_EXTRA_PROPS"; } >>"$PROPS.tmp"
+    fi
     mv "$PROPS.tmp" "$PROPS"
 }
 
@@ -122,12 +133,13 @@ format_storage() {
     if [[ -f "$DATA_DIR/meta.properties" ]]; then
         return 0
     fi
-    local cluster_id
-    cluster_id="$(java -cp "$KAFKA_LIB_DIR/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+    local cluster_id="$KAFKA_CLUSTER_ID"
+    [[ -n "$cluster_id" ]] || cluster_id="$(java -cp "$KAFKA_LIB_DIR/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
     [[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid produced no id"
     log "formatting $DATA_DIR (cluster id $cluster_id)"
     # Static quorum (controller.quorum.voters): plain format, no --standalone.
-    kjava kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >>"$OUT_FILE" 2>&1 \
+    # shellcheck disable=SC2086  # KAFKA_FORMAT_ARGS is a word list
+    kjava kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" $KAFKA_FORMAT_ARGS >>"$OUT_FILE" 2>&1 \
         || { tail -n 20 "$OUT_FILE" >&2; die "storage format failed"; }
 }
 

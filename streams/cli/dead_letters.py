@@ -15,12 +15,12 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from streams.engine.events import InvalidEvent, decode_event
+from streams.engine.events import InvalidEvent, Reason, decode_event
 from streams.kafka_admin import client_options, producer
 from streams.service.dead_letter import KEPT_BYTES
 from streams.settings import Settings
 
-__all__ = ["Redrive", "add_parser", "classify", "redrive_group", "run"]
+__all__ = ["Redrive", "add_parser", "classify", "latest_valid_ts", "redrive_group", "run"]
 
 READ_TIMEOUT_S = 300.0
 
@@ -54,8 +54,17 @@ def redrive_group(settings: Settings) -> str:
     return f"{settings.app_id}-redrive"
 
 
-def classify(value: bytes, max_record_bytes: int) -> Redrive | str | None:
-    """A dead-letter value -> what to send, the reason it is still invalid, or None (not recoverable)."""
+def latest_valid_ts(settings: Settings, now_ms: int) -> int | None:
+    """With the hybrid clock, the largest `ts` the service takes now (SPEC v1.1 §1 `max_future`); else None."""
+    return now_ms + settings.max_future_ms if settings.clock == "hybrid" else None
+
+
+def classify(value: bytes, max_record_bytes: int, latest_ts: int | None = None) -> Redrive | str | None:
+    """A dead-letter value -> what to send, the reason it is still invalid, or None (not recoverable).
+
+    `latest_ts` (`latest_valid_ts`): an event stamped later is still `ts_in_future`, as the
+    worker would judge it now; sending it would only make it a dead letter again.
+    """
     try:
         envelope = orjson.loads(value)
         source = envelope["source"]
@@ -69,9 +78,11 @@ def classify(value: bytes, max_record_bytes: int) -> Redrive | str | None:
     if key is not None and len(key) >= KEPT_BYTES:  # keys are cut at KEPT_BYTES with no mark: maybe not whole
         return None
     try:
-        decode_event(raw, max_record_bytes)
+        event = decode_event(raw, max_record_bytes)
     except InvalidEvent as exc:
         return exc.reason.value
+    if latest_ts is not None and event.ts > latest_ts:
+        return Reason.TS_IN_FUTURE.value
     return Redrive(topic, partition, key, raw)
 
 
@@ -95,6 +106,7 @@ def _read_new(settings: Settings, consumer: KafkaConsumer) -> tuple[Tally, dict[
         committed = consumer.committed(tp)
         consumer.seek(tp, max(committed or 0, beginnings[tp]))
     ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
+    latest_ts = latest_valid_ts(settings, int(time.time() * 1000))
     tally = Tally()
     deadline = time.monotonic() + READ_TIMEOUT_S
     while any(consumer.position(tp) < ends[tp] for tp in partitions):
@@ -104,7 +116,7 @@ def _read_new(settings: Settings, consumer: KafkaConsumer) -> tuple[Tally, dict[
             for record in records:
                 if record.offset >= ends[tp]:
                     continue
-                verdict = classify(record.value or b"", settings.max_record_bytes)
+                verdict = classify(record.value or b"", settings.max_record_bytes, latest_ts)
                 if isinstance(verdict, Redrive):
                     tally.to_send.append(verdict)
                 elif verdict is None:

@@ -9,6 +9,7 @@ from typing import BinaryIO
 import orjson
 
 from streams.cli.options import add_setting_flags, settings_from_args
+from streams.engine.erasures import Erasure, read_erasures
 from streams.replay import ENGINES, REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 
 __all__ = ["add_parser", "run"]
@@ -24,6 +25,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="python",
         help="python (the reference engine, default) or compiled (the Rust core in core/, same output)",
     )
+    parser.add_argument(
+        "--erasures",
+        metavar="FILE",
+        help="JSON-lines erasure requests ({user_id, ts}, schemas/erasure.v1.json), applied as the "
+        "watermark reaches each ts (docs/semantics.md §9); python engine only",
+    )
     add_setting_flags(parser, REPLAY_DEFAULTS)
     parser.set_defaults(run=run)
 
@@ -32,10 +39,23 @@ def run(args: argparse.Namespace) -> int:
     """Replay the file; exit 0 even when lines are invalid (they are counted)."""
     settings = settings_from_args(args, REPLAY_DEFAULTS)
     summary = ReplaySummary()
+    erasures: list[Erasure] = []
+    if args.erasures:
+        try:
+            with open(args.erasures, "rb") as lines:
+                erasures = list(read_erasures(lines))
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"replay: --erasures {args.erasures}: {exc}\n")
+            return 2
+        if args.engine == "compiled":
+            sys.stderr.write(
+                "replay: --erasures needs --engine python (the compiled core does not take them yet)\n"
+            )
+            return 2
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
     try:
-        for alert in replay(source, settings, summary, args.engine):
+        for alert in replay(source, settings, summary, args.engine, erasures=erasures):
             out.write(dump_alert(alert))
     finally:
         if source is not sys.stdin.buffer:

@@ -45,6 +45,10 @@ class EngineStats:
     """Rows that started afresh: not established and silent for `row_ttl` (SPEC v1.1 §2)."""
     rows_reclaimed: int = 0
     """Rows whose storage was reclaimed (see `RelationshipEngine._reclaim_due`)."""
+    rows_erased: int = 0
+    """Rows deleted by erasures (docs/semantics.md §9)."""
+    erased_events: int = 0
+    """Events dropped because they name an erased user and predate the erasure."""
 
 
 class RelationshipEngine:
@@ -91,6 +95,10 @@ class RelationshipEngine:
         self.expiries = DeadlineIndex()
         """Rows not established, by when their storage may be reclaimed (only with `row_ttl`)."""
         self.held: list[RowUpdate] = []
+        self.pending_erasures: list[tuple[int, str]] = []
+        """`(ts, user)` erasures waiting for the watermark to reach `ts` (a min-heap)."""
+        self.erased: dict[str, int] = {}
+        """User -> the latest erasure applied: their events before it are dropped."""
         self.watermark = NO_WATERMARK
         self.closed = False
         """True when updates exactly at the watermark have been applied too (all idle / end of input)."""
@@ -114,6 +122,8 @@ class RelationshipEngine:
         """Hold `update` until the watermark passes it; apply it at once if it is already late."""
         self.max_ts = max(self.max_ts, update.ts)
         if update.ts < self.watermark:
+            if self.erased and self._predates_erasure(update):
+                return []
             key = (update.owner, update.contact)
             deadline = self.timers.get(key)
             if deadline is not None and deadline <= update.ts:  # overdue since a late event: fires first
@@ -123,6 +133,20 @@ class RelationshipEngine:
             return self._take_alerts()
         heapq.heappush(self.held, update)
         return []
+
+    def erase(self, user: str, ts: int) -> list[Alert]:
+        """Forget `user` as of event time `ts` (docs/semantics.md §9); held until the watermark reaches `ts`.
+
+        Applied once every update before `ts` is, and before any at or after
+        it: every row naming `user` (as owner or contact) is deleted, and
+        updates naming them with an earlier `ts` that arrive afterwards are
+        dropped. Already reached (`ts <= watermark`), it applies at once.
+        """
+        if ts <= self.watermark:
+            self._erase(user, ts)
+        else:
+            heapq.heappush(self.pending_erasures, (ts, user))
+        return self._take_alerts()
 
     def advance(self, watermark: int, inclusive: bool = False) -> list[Alert]:
         """Move the watermark (never back): apply held updates below it, fire deadlines `<=` it.
@@ -139,15 +163,24 @@ class RelationshipEngine:
         inclusive = self.closed
         held = self.held
         may_be_due = self.timers.may_be_due
-        if not (held and held[0].ts <= limit) and not may_be_due(limit):
+        erasures = self.pending_erasures
+        if (
+            not (held and held[0].ts <= limit)
+            and not may_be_due(limit)
+            and not (erasures and erasures[0][0] <= limit)
+        ):
             if self.row_ttl and self.expiries.may_be_due(limit):
                 self._reclaim_due(limit)
             return []
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
+            if erasures and erasures[0][0] <= update.ts:
+                self._erase_due(update.ts)
             if may_be_due(update.ts):
                 self._fire_due(update.ts)
             self._apply(update, late=False)
+        if erasures and erasures[0][0] <= limit:
+            self._erase_due(limit)
         if may_be_due(limit):
             self._fire_due(limit)
         if self.row_ttl:
@@ -155,8 +188,54 @@ class RelationshipEngine:
         return self._take_alerts()
 
     def finish(self) -> list[Alert]:
-        """End of input: apply everything held; nothing fires beyond the largest `ts` seen."""
-        return self.advance(max(self.max_ts, self.watermark), inclusive=True)
+        """End of input: apply everything held, then every erasure; nothing fires beyond the largest `ts` seen."""
+        alerts = self.advance(max(self.max_ts, self.watermark), inclusive=True)
+        while self.pending_erasures:
+            ts, user = heapq.heappop(self.pending_erasures)
+            self._erase(user, ts)
+        return alerts
+
+    # --- erasure ----------------------------------------------------------
+    def _predates_erasure(self, update: RowUpdate) -> bool:
+        """A late `update` naming an erased user, from before the erasure: dropped (acked, counted once)."""
+        erased = self.erased
+        before = max(erased.get(update.owner, NO_WATERMARK), erased.get(update.contact, NO_WATERMARK))
+        if update.ts >= before:
+            return False
+        if update.direction == OUT:
+            self.stats.erased_events += 1
+        if self._on_applied is not None:
+            self._on_applied(update.tag)
+        return True
+
+    def _erase_due(self, limit: int) -> None:
+        """Apply pending erasures with `ts <= limit`, each after the deadlines before it have fired."""
+        erasures = self.pending_erasures
+        while erasures and erasures[0][0] <= limit:
+            ts, user = heapq.heappop(erasures)
+            if self.timers.may_be_due(ts - 1):
+                self._fire_due(ts - 1)
+            self._erase(user, ts)
+
+    def _erase(self, user: str, ts: int) -> None:
+        """Delete every row naming `user`; remember the erasure for late updates.
+
+        Rows are found by scanning this engine's keys (no contact index):
+        O(rows) per erasure, cheap for rare erasures (docs/semantics.md §9).
+        """
+        self.erased[user] = max(ts, self.erased.get(user, ts))
+        rows = self.rows
+        for key in [key for key in rows if user in key]:
+            row = rows.pop(key)
+            self.timers.discard(key)
+            self.expiries.discard(key)
+            if row.known_established:
+                self.established_rows -= 1
+            if row.dormant_since is not None:
+                self.dormant_rows -= 1
+            self.stats.rows_erased += 1
+            if self._on_row_removed is not None:
+                self._on_row_removed(key)
 
     # --- core -------------------------------------------------------------
     def _apply(self, update: RowUpdate, late: bool) -> None:

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     TS_OUT_OF_RANGE = "ts_out_of_range"
     TS_IN_FUTURE = "ts_in_future"
+    PROCESSING_ERROR = "processing_error"
 
 
 class InvalidEvent(ValueError):

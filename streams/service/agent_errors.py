@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -19,10 +20,11 @@ EXIT_AGENT_ERROR = 1
 log = logging.getLogger(__name__)
 
 AgentFun = Callable[[Any], Awaitable[None]]
+OnError = Callable[[BaseException], Awaitable[None]]
 
 
 def stops_the_worker_on_error(
-    grace_s: float, force_exit: Callable[[int], object] = os._exit
+    grace_s: float, force_exit: Callable[[int], object] = os._exit, on_error: OnError | None = None
 ) -> Callable[[AgentFun], AgentFun]:
     """Wrap an agent function: on an exception, log its type (never a payload) and arm a forced exit.
 
@@ -30,7 +32,9 @@ def stops_the_worker_on_error(
     crashed agent in-process, past the record it failed on; this one stops the whole worker and
     its successor resumes from the committed offsets. A graceful stop can hang in Faust's
     consumer thread, so after `grace_s` the process exits regardless: what it had not
-    committed is read again.
+    committed is read again. `on_error` runs first, for at most `grace_s` (its own errors
+    are logged): it counts the failure of the record at fault (streams/service/poison_records.py),
+    so that the successor skips a record that failed too often instead of crash-looping on it.
     """
 
     def wrap(agent: AgentFun) -> AgentFun:
@@ -47,6 +51,8 @@ def stops_the_worker_on_error(
                     grace_s,
                     extra={"agent": agent.__name__, "error": type(exc).__name__},
                 )
+                if on_error is not None:
+                    await _run_on_error(on_error, exc, grace_s, agent.__name__)
                 timer = threading.Timer(grace_s, force_exit, args=(EXIT_AGENT_ERROR,))
                 timer.daemon = True
                 timer.start()
@@ -55,3 +61,17 @@ def stops_the_worker_on_error(
         return guarded
 
     return wrap
+
+
+async def _run_on_error(on_error: OnError, exc: BaseException, timeout_s: float, agent: str) -> None:
+    """`on_error(exc)` within `timeout_s`; whatever it raises is logged, never instead of `exc`."""
+    try:
+        await asyncio.wait_for(on_error(exc), timeout_s)
+    except Exception as error:
+        log.error(
+            "agent %s: handling its %s failed: %s",
+            agent,
+            type(exc).__name__,
+            type(error).__name__,
+            extra={"agent": agent, "error": type(error).__name__},
+        )

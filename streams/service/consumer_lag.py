@@ -14,6 +14,7 @@ from faust.tables.manager import TableManager
 from faust.types import TP
 
 from streams.service.broker_offsets import BrokerOffsets, broker_offsets
+from streams.service.faust_internals import consumer_committed_offsets
 from streams.service.metrics import Metrics
 from streams.service.topology import Topology
 from streams.settings import Settings
@@ -189,10 +190,10 @@ class ConsumerLagMonitor:
 def committed_offsets(app: faust.App, tps: Iterable[TP]) -> dict[TP, int | None]:
     """The offsets this consumer last committed (or found committed on assignment); None if none yet.
 
-    Faust keeps them in `Consumer._committed_offset` (updated on every commit
-    and on the seek after each assignment), which saves a broker round trip.
+    Faust keeps them (updated on every commit and on the seek after each
+    assignment), which saves a broker round trip (`consumer_committed_offsets`).
     """
-    known: Mapping[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+    known = consumer_committed_offsets(app.consumer)
     return {tp: known.get(tp) for tp in tps}
 
 

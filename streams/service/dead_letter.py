@@ -8,10 +8,10 @@ from typing import NamedTuple
 
 import orjson
 
-from streams.engine.events import InvalidEvent
+from streams.engine.events import InvalidEvent, Reason
 from streams.service.cloudevents import dead_letter_headers, event_source
 
-__all__ = ["DeadLetter", "dead_letter"]
+__all__ = ["DeadLetter", "ProcessingError", "dead_letter"]
 
 SCHEMA_VERSION = 1
 # The envelope (base64: 4/3 of the bytes) must stay under the producer's 1 MB request size:
@@ -20,6 +20,21 @@ SCHEMA_VERSION = 1
 KEPT_BYTES = 64 * 1024
 MAX_KEPT_WHOLE = 512 * 1024
 DEFAULT_SOURCE = event_source("relationships")
+
+
+class ProcessingError(InvalidEvent):
+    """A poison record: its processing raised `failures` times (streams/service/poison_records.py)."""
+
+    def __init__(self, error_type: str, message: str, stage: str, part: str, failures: int) -> None:
+        super().__init__(Reason.PROCESSING_ERROR, None, f"{error_type}: {message}")
+        self.error = {
+            "type": error_type,
+            "message": message,
+            "stage": stage,
+            "part": part,
+            "failures": failures,
+        }
+        """The dead letter's `error` object."""
 
 
 class DeadLetter(NamedTuple):
@@ -62,6 +77,8 @@ def dead_letter(
         ("streams.source.offset", str(offset).encode()),
         *dead_letter_headers(topic, partition, offset, source, now_ms),
     ]
+    if isinstance(error, ProcessingError):
+        envelope["error"] = error.error
     if len(raw) > MAX_KEPT_WHOLE:
         envelope["value_truncated"] = True
         envelope["value_sha256"] = hashlib.sha256(raw).hexdigest()

@@ -22,6 +22,7 @@ from streams.service.input_gate import InputGate, RefetchedEvent, ack_refetched,
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
+from streams.service.poison_records import PoisonRecords
 from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
@@ -62,6 +63,8 @@ class Rekeyer:
         """Revocations so far: a heartbeat sent across one takes its idleness back again (`overtaken`)."""
         self._reported_idle: set[str] = set()
         self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
+        self.poisoned: Mapping[tuple[str, int, int], InvalidEvent] = {}
+        """Input records (topic, partition, offset) to reject whole: poison records (`PoisonRecords.records`)."""
 
     def split(
         self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
@@ -80,6 +83,7 @@ class Rekeyer:
         now_ms = self.wall_clock() if hybrid else 0
         latest_ts = now_ms + max_future if hybrid else TS_MAX  # no valid ts reaches TS_MAX
         consumed, seen, self_count = self._consumed_counter, self._seen, 0
+        poisoned = self.poisoned
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
         batch_next = self._batch_next = {}
@@ -91,6 +95,11 @@ class Rekeyer:
             self.last_record_at[source] = now
             if message.offset >= batch_next.get(source, 0):
                 batch_next[source] = message.offset + 1
+            rejected = poisoned.get((message.topic, message.partition, message.offset)) if poisoned else None
+            if rejected is not None:
+                dead.append((event, rejected))
+                consumed(message.topic, "invalid").inc()
+                continue
             try:
                 interaction = decode_event(event.value or b"", max_bytes)
             except InvalidEvent as exc:
@@ -262,6 +271,7 @@ async def _idle_sources(
 def register_ingest(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> Rekeyer:
     """Register the ingest agent on the three input topics and its heartbeat timer."""
     rekeyer = Rekeyer(settings, metrics)
+    poison = PoisonRecords(settings, "ingest", topology.input_partitions)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.input_topics())
     transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
@@ -321,7 +331,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         return True
 
     @app.agent(topology.interactions, name="ingest", concurrency=1, supervisor_strategy=CrashingSupervisor)
-    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000)
+    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000, on_error=poison.agent_failed)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         # noack_take: the batch is acked below, after its updates are queued; a batch cut
         # short (SIGTERM, a crash) is not acked, so it is read again.
@@ -336,7 +346,9 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             if not events:
                 continue
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
-            by_partition, touched = rekeyer.split(events, dead)
+            await poison.refresh()
+            rekeyer.poisoned = poison.records
+            by_partition, touched = poison.split(rekeyer.split, events, dead)
             now_ms = int(time.time() * 1000)
             for event, error in dead:
                 message = event.message
@@ -427,5 +439,6 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         rekeyer.rebalancing = False
+        poison.reload_later()
 
     return rekeyer

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
-from faust.types import TP
-from faust.types.tuples import Message
-
+from streams.service.faust_internals import ack_offset
 from streams.service.records import source_name
 
 __all__ = ["InputGate", "RefetchedEvent", "Sorted"]
@@ -107,9 +105,8 @@ def ack_refetched(consumer: Any, topic: str, partition: int, offsets: range) -> 
     stays below them for good, and under exactly_once the partition is never
     judged idle (idleness needs every record below the end committed).
     """
-    tp = TP(topic, partition)
     for offset in offsets:
-        consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
+        ack_offset(consumer, topic, partition, offset)
 
 
 def seeked_offsets(app: Any) -> MutableMapping[Key, int]:

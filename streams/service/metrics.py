@@ -46,7 +46,7 @@ class Metrics:
         self.build_info.info({"version": __version__})
         self.consumed = Counter(
             f"{PREFIX}_events_consumed_total",
-            "Input records consumed, by input topic and event type (`invalid` when rejected: unreadable, or `ts_in_future`).",
+            "Input records consumed, by input topic and event type (`invalid` when rejected: unreadable, `ts_in_future`, or a poison record skipped whole).",
             ["topic", "type"],
             registry=r,
         )

@@ -18,11 +18,17 @@ from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.cloudevents import alert_headers, event_source
+from streams.service.faust_internals import (
+    changelog_sent_callback,
+    on_transaction_committed,
+    partition_databases,
+)
 from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
-from streams.service.records import decode_owner_record, source_name
+from streams.service.poison_records import PoisonRecords
+from streams.service.records import OwnerRecord, decode_owner_record, source_name
 from streams.service.stale_events import StaleEvents
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
@@ -45,7 +51,7 @@ def row_key(key: RowKey) -> bytes:
 def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes, bytes]]:
     """Items of one partition of a raw table (RocksDB: that partition's database only)."""
     store: Any = table.data
-    db_for_partition = getattr(store, "_db_for_partition", None)
+    db_for_partition = partition_databases(store)
     items = db_for_partition(partition).items() if db_for_partition else store.items()
     for key, value in items:
         if value is not None:
@@ -54,7 +60,7 @@ def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes
 
 def write_local_rows(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
     """Put (value None: delete) keys in one partition of a raw table's store, in one RocksDB write batch."""
-    db_for_partition = getattr(store, "_db_for_partition", None)
+    db_for_partition = partition_databases(store)
     if db_for_partition is None:  # Faust's in-memory store
         for key, value in records:
             if value is None:
@@ -96,6 +102,12 @@ class OwnerPartitions:
         """Where the consumer was last seeked to, per topic partition (cleared at revocations)."""
         self.owner_topic = topology.owner_updates.get_topic_name()
         """Name of the owner-keyed topic this agent reads."""
+        self.poison = PoisonRecords(settings, "relationships", topology.input_partitions, metrics=metrics)
+        """Row updates that failed too often: skipped (streams/service/poison_records.py)."""
+
+    async def without_poison(self, raw: bytes) -> OwnerRecord:
+        """The owner record `raw` without the row updates of poison records (streams/service/poison_records.py)."""
+        return await self.poison.skip_updates(decode_owner_record(raw))
 
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
@@ -220,7 +232,7 @@ class OwnerPartitions:
         if missing is None:
             return
         for skipped in await self.read_skipped(part.partition, missing, offset):
-            record = decode_owner_record(skipped.value or b"")
+            record = await self.without_poison(skipped.value or b"")
             await self.publish(part, part.handle(record, None, skipped.offset, _now_ms(), skipped.timestamp))
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
@@ -289,7 +301,7 @@ class OwnerPartitions:
         changelog_name = table.changelog_topic.get_topic_name()
         if tid is not None:
             committed_writes = self.committed_writes
-            self.app.producer.streams_on_committed = committed_writes.committed  # type: ignore[attr-defined]
+            on_transaction_committed(self.app.producer, committed_writes.committed)
             if stopped():
                 return
             # Held before the sends' awaits: a revocation meanwhile discards them with the
@@ -302,7 +314,7 @@ class OwnerPartitions:
         write_local_rows(table.data, partition, records)
         deliveries = await self.transactions.send_batches(None, changelog_name, partition, records, stopped)
         if deliveries:
-            on_sent = table._on_changelog_sent
+            on_sent = changelog_sent_callback(table)
             deliveries[-1].add_done_callback(
                 lambda delivery: (
                     on_sent(delivery) if not delivery.cancelled() and not delivery.exception() else None
@@ -362,7 +374,7 @@ def register_relationships(
     @app.agent(
         topology.owner_updates, name="relationships", concurrency=1, supervisor_strategy=CrashingSupervisor
     )
-    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000)
+    @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000, on_error=partitions.poison.agent_failed)
     async def relationships(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             if stale_events.stale(event):
@@ -374,7 +386,7 @@ def register_relationships(
             resets, reclaims = stats.rows_reset, stats.rows_reclaimed
             offset = event.message.offset
             await partitions.catch_up(part, offset)
-            record = decode_owner_record(event.value)
+            record = await partitions.without_poison(event.value)
             alerts = part.handle(record, event, offset, _now_ms(), round(event.message.timestamp * 1000))
             await partitions.publish(part, alerts)
             metrics.applied.inc(stats.applied - before[0])
@@ -396,6 +408,7 @@ def register_relationships(
         metrics.rebalances.inc()
         stale_events.revoked()
         partitions.drop_all()
+        partitions.poison.reload_later()
         aborted = await partitions.transactions.abort_open()
         if aborted:
             log.info(

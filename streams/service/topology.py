@@ -68,12 +68,20 @@ def declare_topology(
             owner_updates_topic_name(settings),
             partitions=settings.partitions,
             internal=True,
+            replicas=settings.replication_factor,
+            config=settings.replication_configs(),
             key_serializer="raw",
             value_serializer="raw",
         ),
         alerts=app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw"),
         dead_letters=app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"),
-        rows=app.Table(ROWS_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        rows=app.Table(
+            ROWS_TABLE,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            extra_topic_configs=settings.replication_configs(),
+        ),
         input_partitions=dict(input_partitions)
         if input_partitions is not None
         else dict.fromkeys(settings.input_topics(), settings.partitions),

@@ -11,6 +11,13 @@ import faust
 from aiokafka.errors import IllegalOperation
 from prometheus_client import Counter
 
+from streams.service.faust_internals import (
+    in_transaction,
+    partition_database,
+    plain_producer,
+    transaction_lock,
+    transaction_producers,
+)
 from streams.service.send_errors import count_failed_delivery
 
 __all__ = ["CommittedWrites", "TransactionGone", "Transactions"]
@@ -48,13 +55,13 @@ class Transactions:
 
     def is_open(self, transactional_id: str) -> bool:
         """The transaction's producer exists (its partition is assigned here)."""
-        return transactional_id in self._producer()._transaction_producers
+        return transactional_id in transaction_producers(self._producer())
 
     def lock(self, transactional_id: str | None) -> Any:
         """Hold Faust's commit of that transaction off while a checkpoint's records go in."""
         if transactional_id is None:
             return contextlib.nullcontext()
-        lock = self._producer()._trn_locks.get(transactional_id)
+        lock = transaction_lock(self._producer(), transactional_id)
         return lock if lock is not None else contextlib.nullcontext()
 
     async def send(
@@ -128,8 +135,8 @@ class Transactions:
     def _aiokafka_producer(self, transactional_id: str | None) -> Any:
         producers = self._producer()
         if transactional_id is None:
-            return producers._ensure_producer()
-        producer = producers._transaction_producers.get(transactional_id)
+            return plain_producer(producers)
+        producer = transaction_producers(producers).get(transactional_id)
         if producer is None:
             raise TransactionGone(transactional_id)
         return producer
@@ -148,8 +155,8 @@ class Transactions:
             return 0
         producer = self._producer()
         aborted = 0
-        for transactional_id, transaction in list(producer._transaction_producers.items()):
-            if transaction._txn_manager.is_in_transaction():
+        for transactional_id, transaction in list(transaction_producers(producer).items()):
+            if in_transaction(transaction):
                 await producer.abort_transaction(transactional_id)
                 aborted += 1
         return aborted
@@ -182,7 +189,7 @@ class CommittedWrites:
         """The transaction committed: its writes go to the local table."""
         store = self.table.data
         for (partition, key), value in self.pending.pop(transactional_id, {}).items():
-            db = store._db_for_partition(partition)
+            db = partition_database(store, partition)
             if value is None:
                 del db[key]
             else:

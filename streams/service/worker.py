@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from streams.kafka_admin import follow_the_broker
 from streams.service.app import create_app
 from streams.service.consumer_lag import ConsumerLagMonitor, register_consumer_lag
+from streams.service.faust_internals import check_faust_internals
 from streams.service.ingest import register_ingest
 from streams.service.logs import logging_config, setup_logging
 from streams.service.metrics import Metrics
@@ -76,9 +77,11 @@ def make_worker(service: Service) -> faust.Worker:
 def run_worker(settings: Settings) -> None:
     """Run a worker in the foreground until SIGINT/SIGTERM, on the broker's partition counts.
 
-    Raises `kafka_admin.PartitionMismatch` before anything is consumed if the topics contradict each other.
+    Raises `kafka_admin.PartitionMismatch` before anything is consumed if the topics contradict each other,
+    and `faust_internals.FrameworkMismatch` (before asking the broker) if Faust's internals are not as expected.
     """
     setup_logging(settings)
+    check_faust_internals()
     followed = follow_the_broker(settings)
     settings = followed.settings
     worker = make_worker(build_service(settings, followed.input_partitions))

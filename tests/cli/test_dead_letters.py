@@ -12,10 +12,11 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from streams.cli.dead_letters import Redrive, classify
+from streams.cli.dead_letters import Redrive, classify, latest_valid_ts
 from streams.engine.events import InvalidEvent, decode_event
 from streams.kafka_admin import bootstrap_servers
 from streams.service.dead_letter import KEPT_BYTES, DeadLetter, dead_letter
+from streams.settings import Settings
 from tests.service.conftest import BROKER, REPO, TopicSet
 from tests.service.test_faults import read_to_end
 
@@ -50,6 +51,18 @@ def test_classify_sends_what_validates_and_counts_the_rest() -> None:
     envelope = orjson.loads(letter_of(raw, None, "in", 7).value)
     assert classify(orjson.dumps({**envelope, "value_b64": "%%%"}), 1_000_000) is None
     assert base64.b64decode(envelope["value_b64"]) == raw
+
+
+def test_a_letter_still_ahead_of_the_clock_stays_a_letter() -> None:
+    raw = event("e1", 3000)  # ts 1082040961000
+    letter = letter_of(raw, b"ann", "in", 3).value  # rejected as too large: the reason does not matter
+    hybrid = Settings(clock="hybrid", max_future_ms=3_600_000)
+    assert latest_valid_ts(Settings(clock="event"), 0) is None
+    assert latest_valid_ts(hybrid, 1_000) == 3_601_000
+    ahead = latest_valid_ts(hybrid, 1082040961000 - 3_600_001)
+    assert classify(letter, 1_000_000, ahead) == "ts_in_future"
+    within = latest_valid_ts(hybrid, 1082040961000 - 3_600_000)
+    assert classify(letter, 1_000_000, within) == Redrive("in", 0, b"ann", raw)
 
 
 def redrive(topic_set: TopicSet, *flags: str) -> str:

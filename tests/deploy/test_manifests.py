@@ -367,6 +367,17 @@ def test_statefulset_environment_is_valid_settings() -> None:
     assert all(item["name"] in settings_variables() for item in secrets)
 
 
+def test_statefulset_replicates_its_topics_keeps_standbys_and_is_a_static_member_by_pod_name() -> None:
+    container = _container(_statefulset())
+    settings = settings_from(_effective_env(container))
+    assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2)
+    assert settings.standby_replicas >= 1
+    instance_ids = [item for item in container["env"] if item["name"] == "STREAMS_INSTANCE_ID"]
+    assert instance_ids == [
+        {"name": "STREAMS_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    ]
+
+
 def test_statefulset_runs_non_root_with_resources_and_grace() -> None:
     pod = _statefulset()["spec"]["template"]["spec"]
     container = _container(_statefulset())

@@ -45,6 +45,7 @@ ALERTS = {
     "RelationshipsNoEvents",
     "RelationshipsPartitionStalled",
     "RelationshipsProducerSendErrors",
+    "RelationshipsPoisonRecord",
 }
 
 

@@ -41,6 +41,8 @@ class ReferenceReplay:
     late: int = 0
     self_interactions: int = 0
     rows_reset: int = 0
+    rows_erased: int = 0
+    erased_events: int = 0
 
 
 class Reference:
@@ -65,6 +67,12 @@ class Reference:
       the duplicate check). With `reclaim` (docs/semantics.md's choice), once the
       watermark reaches `last_at + row_ttl + dedup_window` such a row is forgotten
       whole, as if it never existed.
+    - Erasures (docs/semantics.md §9) are all known before the first event.
+      An erasure of user U at `t` applies once the watermark reaches `t`, after
+      every held update with `ts < t` and the deadlines before `t`, before any
+      update at or after `t`: every row naming U is deleted. A late update
+      naming U with `ts` before an applied erasure of U is dropped. End of
+      input applies the erasures still waiting, last.
     - End of input: the watermark becomes the largest `ts` read, inclusive.
 
     Counters count events once (on the actor's `out` row); a late event is
@@ -148,9 +156,16 @@ class Reference:
 
     # --- the replay: SPEC §4-5 ---------------------------------------------------------
 
-    def replay(self, events: Iterable[dict[str, Any]]) -> ReferenceReplay:
-        """Alerts and counters of replaying valid `events` (JSON objects of §1) in arrival order."""
+    def replay(
+        self, events: Iterable[dict[str, Any]], erasures: Iterable[tuple[str, int]] = ()
+    ) -> ReferenceReplay:
+        """Alerts and counters of replaying valid `events` (JSON objects of §1) in arrival order.
+
+        `erasures`: `(user, ts)` pairs, known before the first event.
+        """
         result = ReferenceReplay()
+        waiting = sorted((ts, user) for user, ts in erasures)
+        erased: dict[str, int] = {}
         rows: dict[RowKey, ReferenceRow] = {}
         due: list[tuple[int, RowKey]] = []  # (deadline, row), pushed on every change; stale ones are skipped
         held: list[tuple[int, str, int, RowKey, str, str]] = []  # (ts, id, arrival, row, direction, type)
@@ -166,8 +181,22 @@ class Reference:
         def fire(limit: int) -> None:
             while due and due[0][0] <= limit:
                 deadline, key = heapq.heappop(due)
-                if self.deadline(rows[key]) == deadline:
+                if key in rows and self.deadline(rows[key]) == deadline:
                     fire_row(key, limit)
+
+        def erase_until(limit: int, end: bool = False) -> None:
+            """Apply the waiting erasures with `ts <= limit`, each after the deadlines before it (not at the end)."""
+            while waiting and waiting[0][0] <= limit:
+                ts, user = waiting.pop(0)
+                if not end:
+                    fire(ts - 1)
+                erased[user] = max(ts, erased.get(user, ts))
+                for key in [k for k in rows if user in k]:
+                    del rows[key]
+                    result.rows_erased += 1
+
+        def predates_erasure(actor: str, target: str, ts: int) -> bool:
+            return any(user in erased and ts < erased[user] for user in (actor, target))
 
         def apply(key: RowKey, event_id: str, ts: int, direction: str, kind: str) -> bool:
             """Apply one row update; False when it is a duplicate (nothing changes)."""
@@ -204,10 +233,12 @@ class Reference:
         def release(watermark: int, inclusive: bool) -> None:
             while held and (held[0][0] < watermark or (inclusive and held[0][0] == watermark)):
                 ts, event_id, _, key, direction, kind = heapq.heappop(held)
+                erase_until(ts)
                 fire(ts)
                 applied = apply(key, event_id, ts, direction, kind)
                 if direction == OUT:
                     count(applied, late=False)
+            erase_until(watermark)
             fire(watermark)
             if self.reclaim:
                 horizon = watermark - self.config.row_ttl_ms - self.config.dedup_window_ms
@@ -224,6 +255,8 @@ class Reference:
             largest = ts if largest is None else max(largest, ts)
             if actor == target:
                 result.self_interactions += 1
+            elif watermark is not None and ts < watermark and predates_erasure(actor, target, ts):
+                result.erased_events += 1
             elif watermark is not None and ts < watermark:
                 for key, direction in (((actor, target), OUT), ((target, actor), IN)):
                     if key in rows:
@@ -239,8 +272,11 @@ class Reference:
                 release(watermark, inclusive=False)
         if largest is not None:
             release(largest, inclusive=True)
+        erase_until(max((ts for ts, _ in waiting), default=0), end=True)
         return result
 
-    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The alerts of `replay(events)`."""
-        return self.replay(events).alerts
+    def run(
+        self, events: Iterable[dict[str, Any]], erasures: Iterable[tuple[str, int]] = ()
+    ) -> list[dict[str, Any]]:
+        """The alerts of `replay(events, erasures)`."""
+        return self.replay(events, erasures).alerts

@@ -41,3 +41,31 @@ def test_an_agent_that_ends_normally_arms_nothing() -> None:
 
     asyncio.run(ingest([]))
     assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+
+
+def test_on_error_sees_the_exception_before_the_exit_is_armed_and_its_own_failure_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[tuple[str, bool]] = []
+    statuses: list[int] = []
+    exited = threading.Event()
+
+    def force_exit(status: int) -> None:
+        statuses.append(status)
+        exited.set()
+
+    async def count_failure(exc: BaseException) -> None:
+        armed = any(isinstance(t, threading.Timer) for t in threading.enumerate())
+        seen.append((str(exc), armed))
+        raise ConnectionError("broker away")
+
+    @stops_the_worker_on_error(0.01, force_exit, on_error=count_failure)
+    async def relationships(stream: list[str]) -> None:
+        raise KeyError("poison")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(KeyError, match="poison"):
+        asyncio.run(relationships([]))
+    assert seen == [("'poison'", False)]
+    assert "agent relationships: handling its KeyError failed: ConnectionError" in caplog.text
+    assert exited.wait(5), "no forced exit after a failing on_error"
+    assert statuses == [EXIT_AGENT_ERROR]

@@ -31,6 +31,15 @@ def test_kafka_python_is_imported_only_by_the_blocking_readers_and_for_the_parti
     assert {name: names for name, names in importers.items() if names} == {
         "changelog_ends.py": {"KafkaConsumer", "TopicPartition"},
         "partition_reader.py": {"KafkaConsumer", "TopicPartition"},
+        # `FailureLog`, only ever called through asyncio.to_thread (`PoisonRecords.refresh`, `.agent_failed`)
+        "poison_records.py": {
+            "KafkaAdminClient",
+            "KafkaConsumer",
+            "KafkaProducer",
+            "NewTopic",
+            "TopicAlreadyExistsError",
+            "TopicPartition",
+        },
         "partitioning.py": {"murmur2"},  # a pure function
     }
 

@@ -84,7 +84,16 @@ def test_a_json_worker_writes_only_json_lines_with_dead_letter_positions(
     def dead_letter_lines() -> list[dict[str, Any]]:
         return [line for line in json_objects(worker.log_text()) if line["message"].startswith("dead letter")]
 
+    def ready_lines() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in json_objects(worker.log_text())
+            if line["message"].startswith("owner partition 0 ready")
+        ]
+
     wait_until(lambda: len(dead_letter_lines()) >= len(BAD_LINES), 120, "the dead-letter log lines")
+    # The ingest stage dead-letters on its own; the owner partition may load after it.
+    wait_until(lambda: bool(ready_lines()), 120, "the owner partition's ready line")
     worker.stop()
     assert worker.process is not None
     assert worker.process.returncode == 0

@@ -1,0 +1,598 @@
+"""The one seam to faust-streaming / aiokafka / mode internals: every patch and private read, and their start-up check."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.metadata
+import inspect
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, NamedTuple
+
+from aiokafka.structs import TopicPartition
+from faust.types.tuples import Message
+
+__all__ = [
+    "FRAMEWORK",
+    "INTERNALS",
+    "FrameworkMismatch",
+    "Internal",
+    "ack_offset",
+    "changelog_sent_callback",
+    "check_faust_internals",
+    "commit_every_transaction",
+    "consumer_committed_offsets",
+    "differences",
+    "high_waters_from_the_broker",
+    "idempotent_producers",
+    "in_transaction",
+    "is_changelog",
+    "on_transaction_committed",
+    "partition_database",
+    "partition_databases",
+    "pinned_versions",
+    "plain_producer",
+    "report_commits",
+    "signature_shape",
+    "transaction_lock",
+    "transaction_producers",
+    "uncommitted_partitions_from_the_beginning",
+    "version_differences",
+]
+
+log = logging.getLogger(__name__)
+
+DISTRIBUTION = "relationship-streams"
+"""This project's distribution: its metadata carries the pins of pyproject.toml."""
+FRAMEWORK = ("faust-streaming", "aiokafka", "mode-streaming")
+"""The distributions whose internals this module uses; it was written for the versions pyproject.toml pins."""
+
+Kind = Literal["method", "class attribute", "instance attribute"]
+
+
+class Internal(NamedTuple):
+    """One internal this module relies on; `signature` (parameters only) for methods it replaces or calls."""
+
+    owner: str
+    """`module:Class`."""
+    name: str
+    kind: Kind
+    signature: str | None
+    use: str
+    """What this module does with it."""
+    patched_on: str | None = None
+    """`module:Class` the patch is installed on, when not `owner`: `owner` must inherit it from there."""
+
+    def problem(self) -> str | None:
+        """What differs from what this module was written for; None when nothing does."""
+        module_name, class_name = self.owner.split(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            return "the class is gone"
+        if self.kind == "instance attribute":
+            return None if _set_in_init(cls, self.name) else "no longer set in __init__"
+        if inspect.getattr_static(cls, self.name, _MISSING) is _MISSING:
+            return "missing"
+        if self.patched_on is not None and getattr(cls, self.name) is not _attribute(
+            self.patched_on, self.name
+        ):
+            return f"overridden: the patch on {self.patched_on.replace(':', '.')} would not apply"
+        if self.signature is None:
+            return None
+        try:
+            shape = signature_shape(getattr(cls, self.name))
+        except (TypeError, ValueError):
+            return "no longer a function"
+        return None if shape == self.signature else f"signature {shape}, written for {self.signature}"
+
+
+_MISSING = object()
+
+
+def _attribute(owner: str, name: str) -> Any:
+    module_name, class_name = owner.split(":")
+    return getattr(getattr(importlib.import_module(module_name), class_name), name, _MISSING)
+
+
+INTERNALS: tuple[Internal, ...] = (
+    Internal(
+        "faust.transport.drivers.aiokafka:Consumer",
+        "_commit_tps",
+        "method",
+        "(self, tps, start_new_transaction)",
+        "replaced by `commit_every_transaction`, which calls it",
+        patched_on="faust.transport.consumer:Consumer",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Producer",
+        "commit_transactions",
+        "method",
+        "(self, tid_to_offset_map, group_id, start_new_transaction=True)",
+        "wrapped by `report_commits`",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_settings_extra",
+        "method",
+        "(self)",
+        "replaced by `idempotent_producers`",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "_highwaters",
+        "method",
+        "(self, partitions)",
+        "replaced by `high_waters_from_the_broker`",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "seek_to_committed",
+        "method",
+        "(self)",
+        "replaced by `uncommitted_partitions_from_the_beginning`",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "_ensure_consumer",
+        "method",
+        "(self)",
+        "the aiokafka consumer, in both replacements",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "call_thread",
+        "method",
+        "(self, fun, *args, **kwargs)",
+        "mode's `QueueServiceThread.call_thread`: runs the seeks on the consumer's thread",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "in_transaction",
+        "instance attribute",
+        None,
+        "exactly_once is on (`commit_every_transaction`)",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "transactions",
+        "instance attribute",
+        None,
+        "its transaction manager (`commit_every_transaction`)",
+    ),
+    Internal(
+        "faust.transport.consumer:TransactionManager",
+        "producer",
+        "instance attribute",
+        None,
+        "the producer holding the transactions (`commit_every_transaction`)",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "_committed_offset",
+        "instance attribute",
+        None,
+        "committed offsets without a broker round trip (`consumer_committed_offsets`)",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Consumer",
+        "ack",
+        "method",
+        "(self, message)",
+        "acks a Message built here (`ack_offset`)",
+    ),
+    Internal(
+        "faust.types.tuples:Message",
+        "__init__",
+        "method",
+        "(self, topic, partition, offset, timestamp, timestamp_type, headers, key, value, checksum,"
+        " serialized_key_size=None, serialized_value_size=None, tp=None, time_in=None, time_out=None,"
+        " time_total=None, generation_id=None)",
+        "built with positional arguments (`ack_offset`)",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_transaction_producers",
+        "class attribute",
+        None,
+        "one aiokafka producer per transactional id (`transaction_producers`)",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_trn_locks",
+        "class attribute",
+        None,
+        "the lock Faust's commit of a transaction takes (`transaction_lock`)",
+    ),
+    Internal(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_ensure_producer",
+        "method",
+        "(self)",
+        "the non-transactional aiokafka producer (`plain_producer`)",
+    ),
+    Internal(
+        "aiokafka.producer.producer:AIOKafkaProducer",
+        "_txn_manager",
+        "instance attribute",
+        None,
+        "whether a transaction is open (`in_transaction`)",
+    ),
+    Internal(
+        "aiokafka.producer.transaction_manager:TransactionManager",
+        "is_in_transaction",
+        "method",
+        "(self)",
+        "whether a transaction is open (`in_transaction`)",
+    ),
+    Internal(
+        "faust.stores.rocksdb:Store",
+        "_db_for_partition",
+        "method",
+        "(self, partition)",
+        "one partition's RocksDB database (`partition_database`)",
+    ),
+    Internal(
+        "faust.tables.base:Collection",
+        "_on_changelog_sent",
+        "method",
+        "(self, fut)",
+        "advances the persisted changelog offset (`changelog_sent_callback`)",
+    ),
+)
+"""Every internal used here. Patched behaviour beyond these shapes is guarded by the broker tests (docs/guarantees.md)."""
+
+
+class FrameworkMismatch(Exception):
+    """An internal this module relies on is gone or changed shape: the worker must not start (exit status 2)."""
+
+
+def signature_shape(function: Callable[..., Any]) -> str:
+    """A function's parameters without annotations, seen through `__wrapped__` (our own patches).
+
+    >>> signature_shape(lambda self, tps, start=True, *args, **kwargs: None)
+    '(self, tps, start=True, *args, **kwargs)'
+    """
+    signature = inspect.signature(function)
+    parameters = [
+        parameter.replace(annotation=inspect.Parameter.empty) for parameter in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty))
+
+
+def _set_in_init(cls: type, name: str) -> bool:
+    """`name` is annotated on the class or named in an `__init__` of its hierarchy."""
+    for klass in cls.__mro__:
+        if name in vars(klass).get("__annotations__", {}):
+            return True
+        init = vars(klass).get("__init__")
+        if inspect.isfunction(init) and name in init.__code__.co_names:
+            return True
+    return False
+
+
+def differences() -> list[str]:
+    """`owner.name: what differs`, for every internal not as this module was written for it."""
+    found = []
+    for internal in INTERNALS:
+        problem = internal.problem()
+        if problem is not None:
+            found.append(f"{internal.owner.replace(':', '.')}.{internal.name}: {problem}")
+    return found
+
+
+def pinned_versions() -> dict[str, str]:
+    """The `==` pins of `FRAMEWORK` in this project's metadata (pyproject.toml as installed)."""
+    pins: dict[str, str] = {}
+    for requirement in importlib.metadata.requires(DISTRIBUTION) or []:
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s;]+)", requirement)
+        if match and match[1] in FRAMEWORK:
+            pins[match[1]] = match[2]
+    return pins
+
+
+def _installed(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def version_differences() -> list[str]:
+    """Each framework distribution whose installed version is not the pinned one."""
+    try:
+        pins = pinned_versions()
+    except importlib.metadata.PackageNotFoundError:
+        return [f"{DISTRIBUTION} is not installed: the pins are unknown"]
+    return [
+        f"{name} {_installed(name)} installed, pyproject.toml pins {pins.get(name, 'nothing')}"
+        for name in FRAMEWORK
+        if _installed(name) != pins.get(name)
+    ]
+
+
+def check_faust_internals() -> None:
+    """At start, before anything is consumed: raise `FrameworkMismatch` if an internal differs.
+
+    A version other than the pinned one only logs a warning: the shapes
+    checked here are what the patches need to run, and someone trying an
+    upgrade must be able to start a worker to run the broker tests.
+    """
+    versions = version_differences()
+    for difference in versions:
+        log.warning("faust internals checked against a version not pinned: %s", difference)
+    found = differences()
+    if not found:
+        return
+    try:
+        pins = pinned_versions()
+    except importlib.metadata.PackageNotFoundError:
+        pins = {}
+    written_for = ", ".join(f"{name}=={pins.get(name, '?')}" for name in FRAMEWORK)
+    installed = ", ".join(f"{name} {_installed(name)}" for name in FRAMEWORK)
+    raise FrameworkMismatch(
+        f"Faust internals differ from those of {written_for} (pyproject.toml), which "
+        f"streams/service/faust_internals.py was written for; installed: {installed}. "
+        f"Differs: {'; '.join(found)}. Fix: install the pinned versions (`pip install -e .`), "
+        "or adapt streams/service/faust_internals.py to the installed ones "
+        "(docs/guarantees.md, 'The seam to Faust')."
+    )
+
+
+def is_changelog(tp: Any) -> bool:
+    """A table's changelog partition (Faust names them `<app>-<table>-changelog`)."""
+    return str(tp.topic).endswith("-changelog")
+
+
+def _replace(cls: type, name: str, replacement: Callable[..., Any]) -> None:
+    """Put `replacement` in place of `cls.name`; its `__wrapped__` is Faust's original, for `signature_shape`."""
+    replacement.__wrapped__ = inspect.unwrap(getattr(cls, name))  # type: ignore[attr-defined]
+    setattr(cls, name, replacement)
+
+
+# Patches: each one a faust-streaming 0.15.3 defect (docs/guarantees.md, section 4).
+
+
+def commit_every_transaction() -> None:
+    """faust-streaming 0.15.3, exactly_once: each commit ends every open transaction, not only those with new offsets.
+
+    Faust keeps one transaction per (partition group, partition number) and
+    ends it only when offsets of a source partition with that number move.
+    Records sent to an owner partition become readable (read_committed) only
+    then, and the relationship agent acks only when it reads records: once the
+    input stops, an owner partition can wait forever for its last markers.
+    """
+    from faust.transport.consumer import Consumer  # noqa: PLC0415
+
+    if getattr(Consumer._commit_tps, "_ends_every_transaction", False):
+        return
+    commit_tps = Consumer._commit_tps
+
+    async def ending_every_transaction(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+        if not self.in_transaction:
+            return bool(await commit_tps(self, tps, start_new_transaction))
+        # Which transactions Faust commits is what `_on_committed` hears during its commit:
+        # asking `_filter_committable_offsets` beforehand would consume the acks it reads.
+        producer = self.transactions.producer
+        ended: set[str] = set()
+        producer.streams_committing = ended
+        try:
+            committed = await commit_tps(self, tps, start_new_transaction)
+        finally:
+            producer.streams_committing = None
+        for transactional_id, transaction in list(producer._transaction_producers.items()):
+            if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
+                async with producer._trn_locks[transactional_id]:
+                    await transaction.commit_transaction()
+                    _on_committed(producer, transactional_id)
+                    if start_new_transaction:
+                        await transaction.begin_transaction()
+        return bool(committed)
+
+    ending_every_transaction._ends_every_transaction = True  # type: ignore[attr-defined]
+    _replace(Consumer, "_commit_tps", ending_every_transaction)
+
+
+def _on_committed(producer: Any, transactional_id: str) -> None:
+    """Tell the service a transaction committed (`Transactions.on_committed`)."""
+    committing = getattr(producer, "streams_committing", None)
+    if committing is not None:
+        committing.add(transactional_id)
+    listener = getattr(producer, "streams_on_committed", None)
+    if listener is not None:
+        listener(transactional_id)
+
+
+def on_transaction_committed(producer: Any, listener: Callable[[str], None]) -> None:
+    """Call `listener(transactional_id)` after each transaction of Faust's `producer` commits (`report_commits`)."""
+    producer.streams_on_committed = listener
+
+
+def report_commits() -> None:
+    """faust-streaming 0.15.3, exactly_once: let the service know which transactions Faust commits."""
+    from faust.transport.drivers.aiokafka import Producer  # noqa: PLC0415
+
+    if getattr(Producer.commit_transactions, "_reports", False):
+        return
+    commit_transactions = Producer.commit_transactions
+
+    async def reporting(
+        self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
+    ) -> None:
+        await commit_transactions(
+            self, tid_to_offset_map, group_id, start_new_transaction=start_new_transaction
+        )
+        for transactional_id in tid_to_offset_map:
+            _on_committed(self, transactional_id)
+
+    reporting._reports = True  # type: ignore[attr-defined]
+    _replace(Producer, "commit_transactions", reporting)
+
+
+def high_waters_from_the_broker(
+    changelog_ends: Callable[[dict[tuple[str, int], int]], Awaitable[Mapping[tuple[str, int], int]]],
+) -> None:
+    """faust-streaming 0.15.3, exactly_once: table recovery reads the changelog up to a stale high water.
+
+    In a transaction Faust takes high waters from the consumer's cached last
+    stable offsets, which are -1 for a partition not fetched yet: after a
+    rebalance, recovery then skips the changelog (or stops on a
+    `ConsistencyError`). A read_committed consumer's `end_offsets` asks the
+    broker for the last stable offset instead. Recovery then waits for the
+    record just below it, which under transactions is a commit marker no
+    consumer delivers: it gave up only after two 5 s timeouts ("Aborted tx
+    until highwater"), so a changelog's high water is the offset after its
+    last committed record: `changelog_ends(changelogs)`, which reads them off the event loop.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # noqa: PLC0415
+
+    async def high_waters_from_the_broker(self: Any, partitions: list[Any]) -> Any:
+        stable = await self._ensure_consumer().end_offsets(partitions)
+        changelogs = {(tp.topic, tp.partition): end for tp, end in stable.items() if is_changelog(tp)}
+        if changelogs:
+            ends = await changelog_ends(changelogs)
+            stable = {tp: ends.get((tp.topic, tp.partition), end) for tp, end in stable.items()}
+        return stable
+
+    _replace(AIOKafkaConsumerThread, "_highwaters", high_waters_from_the_broker)
+
+
+def uncommitted_partitions_from_the_beginning(record_seeks: Callable[[Any, Mapping[Any, int]], None]) -> None:
+    """faust-streaming 0.15.3 (aiokafka): after a rebalance a partition never committed is not read again.
+
+    Faust seeks every assigned partition to its committed offset after each
+    rebalance, and drops what it had fetched but not handed to an agent; the
+    agents drop their in-memory state too. aiokafka's `seek_to_committed`
+    leaves a partition without a committed offset where it was, so a worker
+    keeping such a partition went on past records it never finished (under
+    exactly_once their output was aborted; at least once, records cleared from
+    the stream buffer were never delivered). Such partitions start from the
+    beginning instead, as `auto_offset_reset=earliest` does on a first start.
+    `record_seeks(app, targets)` hears where each partition was seeked to.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread  # noqa: PLC0415
+
+    if getattr(AIOKafkaConsumerThread.seek_to_committed, "_rewinds", False):
+        return
+
+    async def seek_to_committed_or_beginning(self: Any) -> Any:
+        consumer = self._ensure_consumer()
+
+        async def seek() -> Any:
+            # aiokafka's `seek_to_committed` awaits between its seeks, so records fetched from a new
+            # position could reach an agent before the seeks were recorded: look up, then seek and record.
+            committed = {tp: await consumer.committed(tp) for tp in consumer.assignment()}
+            targets = {tp: offset for tp, offset in committed.items() if offset}
+            never = [tp for tp, offset in committed.items() if not offset and not is_changelog(tp)]
+            if never:  # `seek`, not `seek_to_beginning`: that leaves no position until the next fetch
+                targets.update(await consumer.beginning_offsets(never))
+            for tp, offset in targets.items():
+                consumer.seek(tp, offset)
+            record_seeks(self.app, targets)  # the ingest's gate opens from these
+            return committed
+
+        return await self.call_thread(seek)
+
+    seek_to_committed_or_beginning._rewinds = True  # type: ignore[attr-defined]
+    _replace(AIOKafkaConsumerThread, "seek_to_committed", seek_to_committed_or_beginning)
+
+
+def idempotent_producers() -> None:
+    """faust-streaming 0.15.3: a producer is idempotent only inside transactions (exactly_once).
+
+    Faust has no setting for it: `Producer._settings_extra` adds
+    `enable_idempotence` only when the app is in a transaction. At least once,
+    a send retried after a lost acknowledgement (a broker failover) would then
+    be written twice, and the idempotent producer's sequence numbers also keep
+    a partition's records in order across those retries.
+    """
+    from faust.transport.drivers.aiokafka import Producer  # noqa: PLC0415
+
+    if getattr(Producer._settings_extra, "_idempotent", False):
+        return
+
+    def idempotent(self: Any) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+    idempotent._idempotent = True  # type: ignore[attr-defined]
+    _replace(Producer, "_settings_extra", idempotent)
+
+
+# Reads: what the service asks of Faust's objects beyond their public API.
+
+
+def transaction_producers(producer: Any) -> Mapping[str, Any]:
+    """Faust's (`app.producer`) aiokafka producers, by transactional id: those of partitions assigned here."""
+    found: Mapping[str, Any] = producer._transaction_producers
+    return found
+
+
+def transaction_lock(producer: Any, transactional_id: str) -> asyncio.Lock | None:
+    """The lock Faust's commit of that transaction takes (None: no such transaction)."""
+    lock: asyncio.Lock | None = producer._trn_locks.get(transactional_id)
+    return lock
+
+
+def plain_producer(producer: Any) -> Any:
+    """Faust's aiokafka producer outside any transaction (started on first use)."""
+    return producer._ensure_producer()
+
+
+def in_transaction(aiokafka_producer: Any) -> bool:
+    """An aiokafka transactional producer has a transaction open."""
+    return bool(aiokafka_producer._txn_manager.is_in_transaction())
+
+
+def consumer_committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """Faust's record of the offsets its consumer committed (or found committed on assignment), by TP."""
+    found: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    return found
+
+
+def ack_offset(consumer: Any, topic: str, partition: int, offset: int) -> None:
+    """Ack `topic[partition]@offset` in Faust's consumer as if it had delivered it.
+
+    Its `tp` is aiokafka's `TopicPartition`, as on the messages Faust delivers:
+    a partition's first ack makes it the key of Faust's acked offsets, and under
+    exactly_once Faust hands those keys to aiokafka's `send_offsets_to_transaction`
+    as they are, which refuses Faust's own `TP` (`TypeError: Key should be
+    TopicPartition instance`: the consumer crashed).
+    """
+    tp = TopicPartition(topic, partition)
+    consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
+
+
+def partition_databases(store: Any) -> Callable[[int], Any] | None:
+    """A RocksDB store's database of one partition, by number; None for a store without them (in-memory)."""
+    found: Callable[[int], Any] | None = getattr(store, "_db_for_partition", None)
+    return found
+
+
+def partition_database(store: Any, partition: int) -> Any:
+    """A RocksDB store's database of `partition`."""
+    return store._db_for_partition(partition)
+
+
+def changelog_sent_callback(table: Any) -> Callable[[Any], None]:
+    """What Faust calls when a table's changelog record is delivered (it advances the persisted offset)."""
+    callback: Callable[[Any], None] = table._on_changelog_sent
+    return callback
+
+
+def _main() -> int:
+    """`python -m streams.service.faust_internals`: the start-up check alone; exit status 2 if it fails."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        check_faust_internals()
+    except FrameworkMismatch as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(f"{len(INTERNALS)} Faust internals as written for: ok\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,1 @@
+"""Tests against a local three-broker cluster (deploy/kafka/cluster.sh): replication and standby failover."""

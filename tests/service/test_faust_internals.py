@@ -1,0 +1,282 @@
+"""The seam to Faust's internals: the start-up check passes on the installed classes, refuses changed ones, and is the only user."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from aiokafka.util import commit_structure_validate
+from faust.transport.consumer import Consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.service import faust_internals
+from streams.service.app import create_app
+from streams.service.faust_internals import (
+    FRAMEWORK,
+    INTERNALS,
+    FrameworkMismatch,
+    check_faust_internals,
+    differences,
+    pinned_versions,
+    version_differences,
+)
+from streams.settings import Settings
+from tests.service.conftest import REPO
+
+STREAMS = REPO / "streams"
+SEAM = STREAMS / "service" / "faust_internals.py"
+PATCH_MARKERS = {"_ends_every_transaction", "_reports", "_rewinds", "_idempotent"}
+"""Attributes the seam sets on its own replacements so that a second `create_app` does not patch twice."""
+FOREIGN_PRIVATE_NAMES_ALLOWED = {
+    "_SubParsersAction": "argparse's sub-parser type, in the CLI's annotations",
+    "_exit": "os._exit, the forced exit after an agent raised",
+    "_asdict": "NamedTuple's public method",
+}
+"""Underscore names our code may use without defining them: the standard library's, none of Faust's."""
+FRAMEWORK_MODULES = {"faust", "aiokafka", "mode"}
+WRITTEN_FOR = "faust-streaming==0.15.3, aiokafka==0.14.0, mode-streaming==0.7.1"
+
+
+def test_the_installed_classes_pass_the_check_that_runs_at_start() -> None:
+    assert differences() == []
+    assert version_differences() == []
+    check_faust_internals()
+
+
+def test_the_check_still_sees_fausts_originals_once_the_patches_are_installed(tmp_path: Path) -> None:
+    create_app(Settings(processing_guarantee="exactly_once", data_dir=tmp_path))
+    assert getattr(Consumer._commit_tps, "_ends_every_transaction", False), "the patch is installed"
+    assert getattr(faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed, "_rewinds", False)
+    assert differences() == []
+
+
+def test_the_pins_the_check_compares_with_are_pyproject_tomls() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = dict(requirement.split("==") for requirement in project["dependencies"])
+    assert pinned_versions() == {name: pins[name] for name in FRAMEWORK}
+
+
+def _async_highwaters(self: Any, partitions: Any, timeout: float) -> Any:
+    raise AssertionError("never called")
+
+
+def _commit_tps_override(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+    raise AssertionError("never called")
+
+
+def _init_without_txn_manager(self: Any, **configs: Any) -> None:
+    self.client = None
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda monkeypatch: monkeypatch.delattr(faust_aiokafka.Producer, "_trn_locks"),
+            "faust.transport.drivers.aiokafka.Producer._trn_locks: missing",
+        ),
+        (
+            lambda monkeypatch: monkeypatch.setattr(
+                faust_aiokafka.AIOKafkaConsumerThread, "_highwaters", _async_highwaters
+            ),
+            "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters: "
+            "signature (self, partitions, timeout), written for (self, partitions)",
+        ),
+        (
+            lambda monkeypatch: monkeypatch.setattr(
+                faust_aiokafka.Consumer, "_commit_tps", _commit_tps_override, raising=False
+            ),
+            "faust.transport.drivers.aiokafka.Consumer._commit_tps: "
+            "overridden: the patch on faust.transport.consumer.Consumer would not apply",
+        ),
+        (
+            lambda monkeypatch: monkeypatch.setattr(AIOKafkaProducer, "__init__", _init_without_txn_manager),
+            "aiokafka.producer.producer.AIOKafkaProducer._txn_manager: no longer set in __init__",
+        ),
+    ],
+    ids=["attribute missing", "signature differs", "patched method overridden", "instance attribute gone"],
+)
+def test_a_changed_internal_refuses_the_start_naming_it_and_the_versions_written_for(
+    monkeypatch: pytest.MonkeyPatch, change: Any, expected: str
+) -> None:
+    change(monkeypatch)
+    with pytest.raises(FrameworkMismatch) as refused:
+        check_faust_internals()
+    message = str(refused.value)
+    assert f"Differs: {expected}." in message
+    assert f"Faust internals differ from those of {WRITTEN_FOR} (pyproject.toml)" in message
+    assert "installed: faust-streaming 0.15.3, aiokafka 0.14.0, mode-streaming 0.7.1" in message
+
+
+def test_an_offset_acked_for_faust_can_be_committed_in_a_transaction() -> None:
+    acked: list[Any] = []
+
+    class FakeConsumer:
+        def ack(self, message: Any) -> bool:
+            acked.append(message)
+            return True
+
+    faust_internals.ack_offset(FakeConsumer(), "in", 2, 5)
+    assert [(message.tp, message.offset) for message in acked] == [(("in", 2), 5)]
+    # What Faust's transactional commit passes the acked partitions' keys to (it crashed on Faust's TP):
+    assert commit_structure_validate({acked[0].tp: 6}) == {TopicPartition("in", 2): OffsetAndMetadata(6, "")}
+
+
+def test_another_version_with_the_same_internals_only_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    installed = faust_internals._installed
+    monkeypatch.setattr(
+        faust_internals,
+        "_installed",
+        lambda name: "0.16.0" if name == "faust-streaming" else installed(name),
+    )
+    with caplog.at_level(logging.WARNING, logger=faust_internals.__name__):
+        check_faust_internals()
+    assert [record.getMessage() for record in caplog.records] == [
+        "faust internals checked against a version not pinned: "
+        "faust-streaming 0.16.0 installed, pyproject.toml pins 0.15.3"
+    ]
+
+
+def test_the_worker_command_exits_2_before_asking_the_broker_when_an_internal_is_gone() -> None:
+    script = (
+        "import sys\n"
+        "from faust.transport.drivers.aiokafka import Producer\n"
+        "import streams.service.worker as worker\n"
+        "del Producer._trn_locks\n"
+        "def reached(*args, **kwargs): raise SystemExit('the broker was asked')\n"
+        "worker.follow_the_broker = reached\n"
+        "from streams.__main__ import main\n"
+        "sys.exit(main(['worker']))\n"
+    )
+    env = {**os.environ, "STREAMS_BROKER": "kafka://127.0.0.1:1", "STREAMS_LOG_FORMAT": "text"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        "worker: refusing to start, nothing consumed: Faust internals differ from those of "
+        f"{WRITTEN_FOR} (pyproject.toml)" in done.stderr
+    )
+    assert "Differs: faust.transport.drivers.aiokafka.Producer._trn_locks: missing." in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_check_runs_on_its_own_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.service.faust_internals"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert (done.returncode, done.stdout) == (0, f"{len(INTERNALS)} Faust internals as written for: ok\n")
+
+
+# The static rule: outside the seam, (1) none of the seam's private names appears, as an attribute or as a
+# string; (2) every `x._name` (and getattr/setattr/hasattr string) names something our own code
+# defines (a function, class, variable, argument or `self._name` assignment in streams/), or one of
+# `FOREIGN_PRIVATE_NAMES_ALLOWED`. A private name of Faust, aiokafka or mode is defined by none of them.
+
+
+def _modules() -> dict[Path, ast.Module]:
+    return {path: ast.parse(path.read_text(), str(path)) for path in sorted(STREAMS.rglob("*.py"))}
+
+
+def _defined_by_us(trees: dict[Path, ast.Module]) -> set[str]:
+    defined: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in {"self", "cls"}
+            ):
+                defined.add(node.attr)
+    return defined
+
+
+def _private_names_used(tree: ast.Module) -> list[tuple[int, str]]:
+    """`(line, name)` of each `x._name`, `getattr(x, "_name")`-like string and `_name` imported from the framework.
+
+    Dunders excepted.
+    """
+    found = []
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FRAMEWORK_MODULES:
+            imported = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+            found += [(node.lineno, part) for part in imported if part.startswith("_")]
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            name = node.args[1].value
+        if name is not None and name.startswith("_") and not name.startswith("__"):
+            found.append((node.lineno, name))
+    return found
+
+
+def test_only_the_seam_touches_fausts_private_names() -> None:
+    trees = _modules()
+    seam_names = {internal.name for internal in INTERNALS if internal.name.startswith("_")} | PATCH_MARKERS
+    seam_names -= {"__init__"}
+    assert all(name in SEAM.read_text() for name in seam_names), "the seam's list names what it uses"
+    defined = _defined_by_us({path: tree for path, tree in trees.items() if path != SEAM})
+    outside = []
+    for path, tree in trees.items():
+        if path == SEAM:
+            continue
+        strings = [
+            (node.lineno, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in seam_names
+        ]
+        for line, name in _private_names_used(tree) + strings:
+            if name in seam_names or (name not in defined and name not in FOREIGN_PRIVATE_NAMES_ALLOWED):
+                outside.append(f"{path.relative_to(REPO)}:{line}: {name}")
+    assert outside == [], "private framework internals belong in streams/service/faust_internals.py"
+
+
+def test_the_static_rule_catches_a_private_read_and_a_monkeypatch() -> None:
+    trees = _modules()
+    defined = _defined_by_us({path: tree for path, tree in trees.items() if path != SEAM})
+    offending = ast.parse(
+        "from faust.transport.consumer import _ensure_TP\n"
+        "def f(app):\n"
+        "    Consumer._commit_tps = f\n"
+        "    return getattr(app.consumer, '_committed_offset', {}), app.producer._trn_locks\n"
+    )
+    used = sorted(_private_names_used(offending))
+    assert used == [(1, "_ensure_TP"), (3, "_commit_tps"), (4, "_committed_offset"), (4, "_trn_locks")]
+    assert all(name not in defined for _, name in used)
