@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -17,14 +18,14 @@ from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
-from streams.service.delivery import Delivery
 from streams.service.input_gate import InputGate, RefetchedEvent, ack_refetched, seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
 from streams.service.poison_records import PoisonRecords
-from streams.service.records import Marker, UpdateFields, source_name
+from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
+from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
 __all__ = ["Rekeyer", "register_ingest", "wall_clock_ms"]
@@ -267,14 +268,14 @@ async def _idle_sources(
     return idle
 
 
-def register_ingest(
-    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, delivery: Delivery
-) -> Rekeyer:
+def register_ingest(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> Rekeyer:
     """Register the ingest agent on the three input topics and its heartbeat timer."""
     rekeyer = Rekeyer(settings, metrics)
     poison = PoisonRecords(settings, "ingest", topology.input_partitions)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.input_topics())
+    transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
+    owner_topic = topology.owner_updates.get_topic_name()
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
     offsets = broker_offsets(app, settings)
 
@@ -294,6 +295,40 @@ def register_ingest(
                 extra={"topic": topic, "partition": partition, "offset": start},
             )
         return found
+
+    async def send_to_every_partition(
+        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
+    ) -> bool:
+        """Updates and markers to every owner partition; False if a transaction went away (rebalance)."""
+        if transactions.enabled:
+            return await send_per_source(sources, by_partition, markers)
+        for partition in range(settings.partitions):
+            value = encode_owner_record(sources, by_partition.get(partition, []), markers)
+            await topology.owner_updates.send(partition=partition, value=value)
+        return True
+
+    async def send_per_source(
+        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
+    ) -> bool:
+        """exactly_once: each input partition's updates and marker go in the transaction of its offsets."""
+        for source in markers.keys() | set(sources):
+            topic, input_partition = source.rsplit(":", 1)
+            tid = transactions.transactional_id(topic, int(input_partition))
+            if tid is None or not transactions.is_open(tid):
+                return False
+            index = sources.index(source) if source in sources else -1
+            async with transactions.lock(tid):
+                if not transactions.is_open(tid):
+                    return False
+                for partition in range(settings.partitions):
+                    updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
+                    marker = {source: markers[source]} if source in markers else {}
+                    value = encode_owner_record([source] if updates else [], updates, marker)
+                    try:
+                        await transactions.send(tid, owner_topic, value, partition=partition)
+                    except TransactionGone:
+                        return False
+        return True
 
     @app.agent(topology.interactions, name="ingest", concurrency=1, supervisor_strategy=CrashingSupervisor)
     @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000, on_error=poison.agent_failed)
@@ -327,7 +362,19 @@ def register_ingest(
                     now_ms,
                     event_source(settings.app_id),
                 )
-                await delivery.send_dead_letter(message.topic, message.partition, letter)
+                tid = transactions.transactional_id(message.topic, message.partition)
+                if tid is None:
+                    await topology.dead_letters.send(
+                        key=letter.key, value=letter.value, headers=letter.headers
+                    )
+                else:
+                    async with transactions.lock(tid):
+                        if transactions.is_open(tid):
+                            topic = topology.dead_letters.get_topic_name()
+                            with contextlib.suppress(TransactionGone):  # revoked: its next reader redoes it
+                                await transactions.send(
+                                    tid, topic, letter.value, key=letter.key, headers=letter.headers
+                                )
                 metrics.invalid.labels(reason=error.reason.value).inc()
                 metrics.dead_letters.inc()
                 log.info(
@@ -344,7 +391,7 @@ def register_ingest(
                     },
                 )
             markers = rekeyer.batch_markers(touched)
-            if by_partition and not await delivery.send_updates(touched, by_partition, markers):
+            if by_partition and not await send_to_every_partition(touched, by_partition, markers):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
@@ -365,10 +412,10 @@ def register_ingest(
     async def heartbeat() -> None:
         revocations = rekeyer.revocations
         markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
-        await delivery.send_updates([], {}, markers)
+        await send_to_every_partition([], {}, markers)
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:
-            await delivery.send_updates([], {}, retraction)
+            await send_to_every_partition([], {}, retraction)
 
     # An idle marker outlives its writer: when input partitions move, the new reader may
     # not have read the records produced meanwhile. Take idleness back before letting go,
@@ -377,8 +424,17 @@ def register_ingest(
     async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         gate.revoked()
         markers = rekeyer.retract_idle()
-        if markers:
-            await delivery.retract_idleness(markers)
+        if not markers:
+            return
+        if not transactions.enabled:
+            await send_to_every_partition([], {}, markers)
+            return
+        # exactly_once: the transactions of revoked partitions are gone by now (aborted, with
+        # the records their markers covered), so this record is outside them and claims no
+        # progress: only that the partitions are not idle.
+        value = encode_owner_record([], [], dict.fromkeys(markers, (None, False)))
+        for partition in range(settings.partitions):
+            await transactions.send(None, owner_topic, value, partition=partition)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

@@ -6,7 +6,6 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from streams.service.delivery import ExactlyOnce, _TransactionalCheckpoint
 from streams.service.transactions import CommittedWrites
 
 
@@ -53,26 +52,26 @@ def test_a_tombstone_deletes_the_key_once_its_transaction_commits() -> None:
 
 def test_rows_of_a_checkpoint_revoked_while_sending_never_reach_the_store_at_a_later_commit() -> None:
     """exactly_once: a revocation during the sends discards the checkpoint's held writes with its transaction."""
+    from streams.service.relationships import OwnerPartitions  # noqa: PLC0415
+
     table, databases = fake_table(1)
+    writes = CommittedWrites(table)
     table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-rows-changelog")
-    delivery = ExactlyOnce.__new__(ExactlyOnce)  # no app: only what a checkpoint's row writes use
-    delivery.app = SimpleNamespace(producer=SimpleNamespace())  # type: ignore[assignment]
-    delivery.topology = SimpleNamespace(rows=table)  # type: ignore[assignment]
-    delivery.committed_writes = CommittedWrites(table)
 
     class RevokedWhileSending:
         async def send_batches(
             self, tid: str, topic: str, partition: int, records: Any, stopped: Any
         ) -> list[Any]:
-            delivery.drop_all()  # what a revocation does meanwhile
+            writes.discard_all()  # what `OwnerPartitions.drop_all` does on revocation
             return []
 
-    delivery.unsent_alerts = {}
-    delivery.transactions = RevokedWhileSending()  # type: ignore[assignment]
+    owner_partitions = SimpleNamespace(
+        topology=SimpleNamespace(rows=table),
+        committed_writes=writes,
+        app=SimpleNamespace(producer=SimpleNamespace()),
+        transactions=RevokedWhileSending(),
+    )
     records = [(b'["ann","bob"]', b"stale"), (b"__resume__", b"r")]
-    checkpoint = _TransactionalCheckpoint(delivery, 0, "app-0-0")
-    asyncio.run(checkpoint.write_rows(records, lambda: False))  # type: ignore[arg-type]
-    delivery.committed_writes.committed(
-        "app-0-0"
-    )  # the partition came back: its transactional id commits later work
+    asyncio.run(OwnerPartitions._write_rows(owner_partitions, 0, "app-0-0", records, lambda: False))  # type: ignore[arg-type]
+    writes.committed("app-0-0")  # the partition came back: the same transactional id commits later work
     assert databases == [{}]
