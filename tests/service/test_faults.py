@@ -537,9 +537,8 @@ def test_broker_stopped_and_restarted_mid_stream(
     assert alive(worker), f"the worker exited during the outage: {worker.log_text()[-2000:]}"
     back_at = time.monotonic()
     produce_lines(topic_set, lines[half:])
-    # Issue 13 asks for 10 s; under exactly_once on a loaded CI machine it once took longer
-    # (docs/guarantees.md, "Broker outage"), so the time is measured and printed, not bounded here.
-    wait_until(lambda: consumed(worker) > half, 120, "the worker to read again after the broker was back")
+    # Issue 13: the worker resumes within 10 s of the broker being back (it reconnects with backoff).
+    wait_until(lambda: consumed(worker) > half, 10, "the worker to read again within 10 s of the broker")
     resumed_s = time.monotonic() - back_at
     wait_until(lambda: consumed(worker) >= len(lines), 120, "the worker to read the second half")
     read_s = time.monotonic() - back_at
