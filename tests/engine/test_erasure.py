@@ -42,7 +42,7 @@ from tests.engine.test_properties import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def offer_all(engine: RelationshipEngine, events: list[Interaction]) -> list[dict[str, Any]]:
+def offer_and_advance(engine: RelationshipEngine, events: list[Interaction]) -> list[dict[str, Any]]:
     """Offer `events` in order, advancing the watermark to each event's ts as replay does (lateness 0)."""
     alerts: list[dict[str, Any]] = []
     for position, item in enumerate(events, 1):
@@ -72,7 +72,7 @@ def test_an_erasure_deletes_every_row_naming_the_user_as_owner_or_contact() -> N
     events = (
         friends("ann", "bob", [0, 1, 2]) + friends("bob", "cid", [0, 1, 2]) + friends("ann", "cid", [0, 1])
     )
-    offer_all(engine, sorted(events, key=lambda e: e.ts))
+    offer_and_advance(engine, sorted(events, key=lambda e: e.ts))
     assert set(engine.rows) == {
         ("ann", "bob"), ("bob", "ann"), ("bob", "cid"), ("cid", "bob"), ("ann", "cid"), ("cid", "ann")
     }  # fmt: skip
@@ -88,7 +88,7 @@ def test_an_erasure_deletes_every_row_naming_the_user_as_owner_or_contact() -> N
 
 def test_an_erasure_waits_for_the_watermark_and_deadlines_before_it_fire_first() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
-    offer_all(engine, friends("ann", "bob", [0, 1]) + friends("ann", "cid", [0, 1]))
+    offer_and_advance(engine, friends("ann", "bob", [0, 1]) + friends("ann", "cid", [0, 1]))
     # both pairs: gap 1 day, threshold 3 x 1 day = 3 days after the last event (day 1 + 1 min)
     deadline = T0 + 1 * DAY + MINUTE + 3 * DAY
     assert engine.erase("bob", deadline + 1) == []  # ahead of the watermark: held
@@ -103,7 +103,7 @@ def test_an_erasure_waits_for_the_watermark_and_deadlines_before_it_fire_first()
 
 def test_a_deadline_at_the_erasures_time_does_not_fire() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
-    offer_all(engine, friends("ann", "bob", [0, 1]))
+    offer_and_advance(engine, friends("ann", "bob", [0, 1]))
     deadline = T0 + 1 * DAY + MINUTE + 3 * DAY
     engine.erase("ann", deadline)
     assert engine.advance(deadline + DAY) == []
@@ -112,7 +112,7 @@ def test_a_deadline_at_the_erasures_time_does_not_fire() -> None:
 
 def test_events_before_the_erasure_arriving_after_it_are_dropped_and_later_ones_start_afresh() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
-    offer_all(engine, friends("ann", "bob", [0, 1]))
+    offer_and_advance(engine, friends("ann", "bob", [0, 1]))
     erased_at = T0 + 2 * DAY
     engine.erase("bob", erased_at)
     engine.advance(T0 + 3 * DAY)
@@ -134,7 +134,7 @@ def test_events_before_the_erasure_arriving_after_it_are_dropped_and_later_ones_
 
 def test_the_end_of_input_applies_erasures_still_waiting_without_firing_beyond_the_last_event() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
-    offer_all(engine, friends("ann", "bob", [0, 1]))
+    offer_and_advance(engine, friends("ann", "bob", [0, 1]))
     engine.erase("ann", T0 + 365 * DAY)
     assert engine.finish() == []
     assert engine.rows == {}
