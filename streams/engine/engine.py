@@ -140,8 +140,12 @@ class RelationshipEngine:
         Applied once every update before `ts` is, and before any at or after
         it: every row naming `user` (as owner or contact) is deleted, and
         updates naming them with an earlier `ts` that arrive afterwards are
-        dropped. Already reached (`ts <= watermark`), it applies at once.
+        dropped. Already reached (`ts <= watermark`), it applies at once. An
+        erasure already waiting, or covered by one applied (same user, `ts` no
+        later), changes nothing: the service may deliver one again.
         """
+        if self.erased.get(user, NO_WATERMARK) >= ts or (ts, user) in self.pending_erasures:
+            return []
         if ts <= self.watermark:
             self._erase(user, ts)
         else:

@@ -132,6 +132,27 @@ def test_events_before_the_erasure_arriving_after_it_are_dropped_and_later_ones_
     assert engine.stats.late == 1
 
 
+def test_an_erasure_delivered_again_changes_nothing() -> None:
+    engine = RelationshipEngine(make_settings(**SMALL))
+    offer_and_advance(engine, friends("ann", "bob", [0, 1]))
+    erased_at = T0 + 2 * DAY
+    engine.erase("bob", erased_at)
+    engine.erase("bob", erased_at)  # while it waits
+    assert engine.pending_erasures == [(erased_at, "bob")]
+    offer_and_advance(engine, friends("ann", "bob", [3, 4]))
+    assert engine.stats.rows_erased == 2
+    kept = dict(engine.rows)
+    assert kept, "the events after the erasure start fresh rows"
+    engine.erase("bob", erased_at)  # after it applied, past the watermark: not again
+    engine.erase("bob", erased_at - DAY)  # an earlier one is covered by it
+    assert engine.rows == kept
+    assert engine.stats.rows_erased == 2
+    engine.erase("bob", T0 + 5 * DAY)  # a later one is a new erasure
+    engine.advance(T0 + 5 * DAY)
+    assert engine.rows == {}
+    assert engine.erased == {"bob": T0 + 5 * DAY}
+
+
 def test_the_end_of_input_applies_erasures_still_waiting_without_firing_beyond_the_last_event() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
     offer_and_advance(engine, friends("ann", "bob", [0, 1]))
