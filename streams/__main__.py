@@ -23,6 +23,7 @@ COMMANDS = (
     "backtest",
     "offsets",
     "dead-letters",
+    "erase",
 )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from streams.engine.alerts import Alert
+from streams.engine.erasures import Erasure
 from streams.engine.events import InvalidEvent, decode_event
 from streams.engine.row import Row
 from streams.replay import ReplaySummary
@@ -72,8 +73,12 @@ class CompiledReplayRun:
         """Replay a batch of lines; the alerts emitted meanwhile, in order."""
         return self._core.feed(lines)
 
+    def erase(self, user: str, ts: int) -> list[Alert]:
+        """Forget `user` as of event time `ts`, as `RelationshipEngine.erase` (docs/semantics.md §9)."""
+        return self._core.erase(user, ts)
+
     def finish(self) -> list[Alert]:
-        """End of input: the last alerts."""
+        """End of input: the last alerts (the erasures still waiting apply last)."""
         return self._core.finish()
 
     def counts(self) -> dict[str, Any]:
@@ -116,13 +121,18 @@ def replay_compiled(
     summary: ReplaySummary | None = None,
     batch_lines: int = BATCH_LINES,
     run: CompiledReplayRun | None = None,
+    erasures: Iterable[Erasure] = (),
 ) -> Iterator[Alert]:
     """What `streams.replay.replay` yields, computed by the compiled core `batch_lines` lines at a time.
 
     `summary` is filled at the end, as the reference fills it; pass `run` to
-    keep the core (its rows and deadlines) after the replay.
+    keep the core (its rows and deadlines) after the replay. `erasures` are
+    given to the core before the first line, as the reference does.
     """
     run = run if run is not None else CompiledReplayRun(settings)
+    erasures = list(erasures)
+    for erasure in erasures:
+        yield from run.erase(erasure.user, erasure.ts)
     started = time.perf_counter()
     source = iter(lines)
     while batch := list(itertools.islice(source, batch_lines)):
@@ -141,4 +151,6 @@ def replay_compiled(
         )
         summary.watermark_max_jump_ms = counts["watermark_max_jump_ms"]
         summary.rows_reset, summary.rows_reclaimed = counts["rows_reset"], counts["rows_reclaimed"]
+        summary.erasures = len(erasures)
+        summary.rows_erased, summary.erased_events = counts["rows_erased"], counts["erased_events"]
         summary.alerts.update(dormant=counts["dormant"], revived=counts["revived"])

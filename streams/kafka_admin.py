@@ -78,6 +78,8 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
             topic_configs={"retention.ms": str(30 * 86_400_000), **replicated},
         )
     )
+    # One partition: erasures are rare, and every owner partition gets each one anyway.
+    plan.append(NewTopic(settings.topic_erasures, 1, replicas, topic_configs=keep_week))
     plan.append(
         NewTopic(owner_updates_topic_name(settings), settings.partitions, replicas, topic_configs=keep_week)
     )
@@ -86,7 +88,13 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
             rows_changelog_topic_name(settings),
             settings.partitions,
             replicas,
-            topic_configs={"cleanup.policy": "compact", **replicated},
+            # A row deleted (reclaimed, erased) leaves the changelog within a week: its older values
+            # are compacted away, and its tombstone goes `delete.retention.ms` (1 day) after that.
+            topic_configs={
+                "cleanup.policy": "compact",
+                "max.compaction.lag.ms": str(7 * 86_400_000),
+                **replicated,
+            },
         )
     )
     return plan
@@ -195,7 +203,7 @@ class BrokerTopics:
     settings: Settings
     """The worker's settings, `partitions` being the owner stream's count on the broker."""
     input_partitions: dict[str, int]
-    """Partitions of each input topic."""
+    """Partitions of each topic the ingest stage reads: the input topics and the erasures topic."""
 
 
 def follow_the_broker(settings: Settings) -> BrokerTopics:
@@ -232,7 +240,7 @@ def follow_the_broker(settings: Settings) -> BrokerTopics:
         )
     return BrokerTopics(
         settings.model_copy(update={"partitions": owner}),
-        {topic: counts[topic] for topic in settings.input_topics()},
+        {topic: counts[topic] for topic in settings.source_topics()},
     )
 
 

@@ -93,17 +93,15 @@ def replay(
     clock is never read for semantics (`clock` is ignored: replay is event time).
     `engine_name="compiled"` runs the same replay in the compiled core (`core/`);
     pass a fresh `engine` (Python) to keep its rows and timers after the replay.
-    `erasures` are known before the first event (docs/semantics.md §9); the
-    compiled core does not take them yet.
+    `erasures` are known before the first event (docs/semantics.md §9), in
+    either engine.
     """
     summary = summary if summary is not None else ReplaySummary()
     erasures = list(erasures)
-    if erasures and engine_name == "compiled":
-        raise ValueError("erasures need the python engine: the compiled core does not apply them yet")
     if engine_name == "compiled":
         from streams.engine_compiled import replay_compiled  # noqa: PLC0415 - needs the built core
 
-        yield from replay_compiled(lines, settings, summary)
+        yield from replay_compiled(lines, settings, summary, erasures=erasures)
         return
     engine = engine if engine is not None else RelationshipEngine(settings)
     for erasure in erasures:

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
         "interactions.dead-letter",
         description="STREAMS_TOPIC_DEAD_LETTER: rejected input records with their reason.",
     )
+    topic_erasures: str = Field(
+        "relationships.erasures",
+        description="STREAMS_TOPIC_ERASURES: erasure requests (`streams erase`, schemas/erasure.v1.json): forget a user as of an event time.",
+    )
     processing_guarantee: Guarantee = Field(
         "at_least_once",
         description="STREAMS_PROCESSING_GUARANTEE: `at_least_once` or `exactly_once` (Kafka transactions).",
@@ -296,6 +300,10 @@ class Settings(BaseSettings):
         """The three input topic names."""
         return self.topic_mentions, self.topic_replies, self.topic_likes
 
+    def source_topics(self) -> tuple[str, ...]:
+        """The topics the ingest stage reads and the watermark waits for: the input topics and the erasures topic."""
+        return (*self.input_topics(), self.topic_erasures)
+
 
 def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[str, str]:
     """`STREAMS_*` variables of a deployment whose topics are named after its app id, on the event clock.
@@ -311,6 +319,7 @@ def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[st
         "STREAMS_TOPIC_LIKES": f"{app_id}.likes",
         "STREAMS_TOPIC_ALERTS": f"{app_id}.alerts",
         "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
+        "STREAMS_TOPIC_ERASURES": f"{app_id}.erasures",
         "STREAMS_CLOCK": "event",
     }
     env.update({f"STREAMS_{name.upper()}": str(value) for name, value in overrides.items()})

@@ -42,17 +42,23 @@ def test_the_plan_sizes_internal_topics_by_the_owner_count_and_the_rest_by_the_g
         for topic in topic_plan(SETTINGS.model_copy(update={"partitions": 4}), 9)
     }
     assert plan[OWNER] == plan[CHANGELOG] == 4
-    assert {name: count for name, count in plan.items() if name not in {OWNER, CHANGELOG}} == dict.fromkeys(
+    assert plan[SETTINGS.topic_erasures] == 1
+    internal = {OWNER, CHANGELOG, SETTINGS.topic_erasures}
+    assert {name: count for name, count in plan.items() if name not in internal} == dict.fromkeys(
         [*SETTINGS.input_topics(), SETTINGS.topic_alerts, SETTINGS.topic_dead_letter], 9
     )
 
 
 def test_every_planned_topic_gets_the_replication_factor_and_min_insync_replicas() -> None:
     plan = topic_plan(SETTINGS.model_copy(update={"replication_factor": 3, "min_insync_replicas": 2}), 9)
-    assert len(plan) == 7
+    assert len(plan) == 8
     assert {topic.name: topic.replication_factor for topic in plan} == {topic.name: 3 for topic in plan}
     assert all(topic.topic_configs["min.insync.replicas"] == "2" for topic in plan)
-    assert {topic.name: topic.topic_configs.get("cleanup.policy") for topic in plan}[CHANGELOG] == "compact"
+    configs = {topic.name: topic.topic_configs for topic in plan}
+    assert configs[CHANGELOG]["cleanup.policy"] == "compact"
+    assert configs[CHANGELOG]["max.compaction.lag.ms"] == str(7 * 86_400_000), (
+        "erased rows leave within a week"
+    )
 
 
 def test_the_local_default_is_one_replica_with_one_in_sync() -> None:

@@ -4,7 +4,7 @@
 //! Floating-point steps follow `streams/engine/rules.py` in the same order, so
 //! strengths and thresholds are bit-identical to the reference's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub const NO_WATERMARK: i64 = i64::MIN;
@@ -439,6 +439,10 @@ pub struct Stats {
     pub revived: u64,
     pub rows_reset: u64,
     pub rows_reclaimed: u64,
+    /// Rows deleted by erasures (docs/semantics.md §9).
+    pub rows_erased: u64,
+    /// Events dropped: they name a user erased before they were applied (`out` halves).
+    pub erased_events: u64,
 }
 
 /// Interned user ids: number <-> name.
@@ -621,6 +625,11 @@ pub struct Engine {
     pub alerts: Vec<Alert>,
     pub established_rows: u64,
     pub dormant_rows: u64,
+    /// `(ts, user)` erasures waiting for the watermark to reach `ts` (`pending_erasures`). Of two
+    /// at one `ts` either may go first: neither fires anything nor depends on the other.
+    pending_erasures: BTreeSet<(i64, u32)>,
+    /// User -> the `ts` of their erasure, once applied: every update naming them is dropped (`erased`).
+    erased: HashMap<u32, i64, BuildHasherDefault<KeyHasher>>,
 }
 
 fn pack(owner: u32, contact: u32) -> u64 {
@@ -648,6 +657,8 @@ impl Engine {
             alerts: Vec::new(),
             established_rows: 0,
             dormant_rows: 0,
+            pending_erasures: BTreeSet::new(),
+            erased: HashMap::default(),
         }
     }
 
@@ -671,6 +682,9 @@ impl Engine {
     pub fn offer(&mut self, update: Update) {
         self.max_ts = self.max_ts.max(update.ts);
         if update.ts < self.watermark {
+            if !self.erased.is_empty() && self.names_erased(&update) {
+                return;
+            }
             if let Some(&index) = self.keys.get(&pack(update.owner, update.contact)) {
                 match self.rows[index as usize].live_deadline.get() {
                     Some(deadline) if deadline <= update.ts => {
@@ -705,6 +719,28 @@ impl Engine {
         }
     }
 
+    /// Forget `user` as of event time `ts` (docs/semantics.md §9): at once if the watermark has
+    /// reached `ts`, else once it does; every update naming them applied afterwards is dropped.
+    /// An erasure already waiting, or of a user already erased, changes nothing.
+    pub fn erase(&mut self, user: &str, ts: i64) {
+        let user = self.users.intern(user);
+        if self.erased.contains_key(&user) || self.pending_erasures.contains(&(ts, user)) {
+            return;
+        }
+        if ts <= self.watermark {
+            self.erase_now(user, ts);
+        } else {
+            self.pending_erasures.insert((ts, user));
+        }
+    }
+
+    /// End of input, after the last `advance`: the erasures still waiting apply, in `ts` order.
+    pub fn finish_erasures(&mut self) {
+        while let Some((ts, user)) = self.pending_erasures.pop_first() {
+            self.erase_now(user, ts);
+        }
+    }
+
     pub fn advance(&mut self, watermark: i64, inclusive: bool) {
         if watermark > self.watermark {
             self.watermark = watermark;
@@ -715,7 +751,7 @@ impl Engine {
         let limit = self.watermark;
         let inclusive = self.closed;
         let held_due = matches!(self.held.first_ts(), Some(ts) if ts <= limit);
-        if !held_due && !self.may_be_due(limit) {
+        if !held_due && !self.may_be_due(limit) && !self.erasure_due(limit) {
             if self.row_ttl != 0 && self.expiry_may_be_due(limit) {
                 self.reclaim_due(limit);
             }
@@ -726,16 +762,92 @@ impl Engine {
                 break;
             }
             let update = self.held.pop(&self.users.names).expect("held is not empty");
+            if self.erasure_due(update.ts) {
+                self.erase_due(update.ts);
+            }
             if self.may_be_due(update.ts) {
                 self.fire_due(update.ts);
             }
+            if !self.erased.is_empty() && self.names_erased(&update) {
+                continue;
+            }
             self.apply(update, false);
+        }
+        if self.erasure_due(limit) {
+            self.erase_due(limit);
         }
         if self.may_be_due(limit) {
             self.fire_due(limit);
         }
         if self.row_ttl != 0 {
             self.reclaim_due(limit);
+        }
+    }
+
+    // --- erasure ----------------------------------------------------------
+
+    fn erasure_due(&self, limit: i64) -> bool {
+        matches!(self.pending_erasures.first(), Some(&(ts, _)) if ts <= limit)
+    }
+
+    /// `update` names a user erased already: dropped, counted once per event.
+    fn names_erased(&mut self, update: &Update) -> bool {
+        if !self.erased.contains_key(&update.owner) && !self.erased.contains_key(&update.contact) {
+            return false;
+        }
+        if update.direction == OUT {
+            self.stats.erased_events += 1;
+        }
+        true
+    }
+
+    /// Apply waiting erasures with `ts <= limit`, each after the deadlines before it have fired.
+    fn erase_due(&mut self, limit: i64) {
+        while let Some(&(ts, user)) = self.pending_erasures.first() {
+            if ts > limit {
+                break;
+            }
+            self.pending_erasures.pop_first();
+            if self.may_be_due(ts - 1) {
+                self.fire_due(ts - 1);
+            }
+            self.erase_now(user, ts);
+        }
+    }
+
+    /// Delete every row naming `user` (as owner or contact) with its deadline and expiry, by a
+    /// scan of the row slots (no contact index, as the reference); remember the erasure. A freed
+    /// slot may still have entries in the lazy heaps: they are skipped as superseded, as after a
+    /// reclaim, since the slot's queued times are cleared.
+    fn erase_now(&mut self, user: u32, ts: i64) {
+        self.erased.entry(user).or_insert(ts);
+        for index in 0..self.rows.len() {
+            let row = &mut self.rows[index];
+            if row.vacant || (row.owner != user && row.contact != user) {
+                continue;
+            }
+            if row.live_deadline.is_some() {
+                self.timers.live -= 1;
+            }
+            if row.queued_deadline.is_some() {
+                self.timers.queued -= 1;
+            }
+            if row.live_expiry.is_some() {
+                self.expiries.live -= 1;
+            }
+            if row.queued_expiry.is_some() {
+                self.expiries.queued -= 1;
+            }
+            if row.known_established {
+                self.established_rows -= 1;
+            }
+            if row.dormant_since.is_some() {
+                self.dormant_rows -= 1;
+            }
+            self.keys.remove(&pack(row.owner, row.contact));
+            *row = Row::vacant();
+            self.free.push(index as u32);
+            self.stats.rows_erased += 1;
         }
     }
 

@@ -165,13 +165,22 @@ impl CompiledReplay {
         self.take_alerts(py)
     }
 
-    /// End of input: apply everything held; the last alerts.
+    /// Forget `user` as of event time `ts` (docs/semantics.md §9): applied once the watermark
+    /// reaches `ts` (at once if it has), or at `finish`; an erasure given again changes nothing.
+    /// The alerts emitted meanwhile (none: an erasure fires nothing).
+    fn erase<'py>(&mut self, py: Python<'py>, user: &str, ts: i64) -> PyResult<Bound<'py, PyList>> {
+        self.engine.erase(user, ts);
+        self.take_alerts(py)
+    }
+
+    /// End of input: apply everything held, then the erasures still waiting; the last alerts.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         if !self.finished {
             self.finished = true;
             let end = self.max_ts.max(self.engine.max_ts);
             self.engine.advance(end, true);
         }
+        self.engine.finish_erasures();
         self.take_alerts(py)
     }
 
@@ -193,6 +202,8 @@ impl CompiledReplay {
         out.set_item("live_deadlines", self.engine.live_deadlines())?;
         out.set_item("rows_reset", stats.rows_reset)?;
         out.set_item("rows_reclaimed", stats.rows_reclaimed)?;
+        out.set_item("rows_erased", stats.rows_erased)?;
+        out.set_item("erased_events", stats.erased_events)?;
         out.set_item("live_rows", self.engine.live_rows())?;
         out.set_item("row_slots", self.engine.rows.len())?;
         out.set_item("live_expiries", self.engine.live_expiries())?;

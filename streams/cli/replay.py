@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--erasures",
         metavar="FILE",
         help="JSON-lines erasure requests ({user_id, ts}, schemas/erasure.v1.json), applied as the "
-        "watermark reaches each ts (docs/semantics.md §9); python engine only",
+        "watermark reaches each ts (docs/semantics.md §9)",
     )
     add_setting_flags(parser, REPLAY_DEFAULTS)
     parser.set_defaults(run=run)
@@ -46,11 +46,6 @@ def run(args: argparse.Namespace) -> int:
                 erasures = list(read_erasures(lines))
         except (OSError, ValueError) as exc:
             sys.stderr.write(f"replay: --erasures {args.erasures}: {exc}\n")
-            return 2
-        if args.engine == "compiled":
-            sys.stderr.write(
-                "replay: --erasures needs --engine python (the compiled core does not take them yet)\n"
-            )
             return 2
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer

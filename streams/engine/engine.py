@@ -48,7 +48,7 @@ class EngineStats:
     rows_erased: int = 0
     """Rows deleted by erasures (docs/semantics.md §9)."""
     erased_events: int = 0
-    """Events dropped because they name an erased user and predate the erasure."""
+    """Events dropped because they name a user erased before they were applied."""
 
 
 class RelationshipEngine:
@@ -98,7 +98,7 @@ class RelationshipEngine:
         self.pending_erasures: list[tuple[int, str]] = []
         """`(ts, user)` erasures waiting for the watermark to reach `ts` (a min-heap)."""
         self.erased: dict[str, int] = {}
-        """User -> the latest erasure applied: their events before it are dropped."""
+        """User -> the `ts` of their erasure, once applied: every update naming them is dropped from then on."""
         self.watermark = NO_WATERMARK
         self.closed = False
         """True when updates exactly at the watermark have been applied too (all idle / end of input)."""
@@ -122,7 +122,7 @@ class RelationshipEngine:
         """Hold `update` until the watermark passes it; apply it at once if it is already late."""
         self.max_ts = max(self.max_ts, update.ts)
         if update.ts < self.watermark:
-            if self.erased and self._predates_erasure(update):
+            if self.erased and self._names_erased(update):
                 return []
             key = (update.owner, update.contact)
             deadline = self.timers.get(key)
@@ -138,13 +138,13 @@ class RelationshipEngine:
         """Forget `user` as of event time `ts` (docs/semantics.md §9); held until the watermark reaches `ts`.
 
         Applied once every update before `ts` is, and before any at or after
-        it: every row naming `user` (as owner or contact) is deleted, and
-        updates naming them with an earlier `ts` that arrive afterwards are
-        dropped. Already reached (`ts <= watermark`), it applies at once. An
-        erasure already waiting, or covered by one applied (same user, `ts` no
-        later), changes nothing: the service may deliver one again.
+        it: every row naming `user` (as owner or contact) is deleted, and every
+        update naming them applied afterwards is dropped, whatever its `ts`.
+        Already reached (`ts <= watermark`), it applies at once. An erasure
+        already waiting, or of a user already erased, changes nothing: the
+        service may deliver one again.
         """
-        if self.erased.get(user, NO_WATERMARK) >= ts or (ts, user) in self.pending_erasures:
+        if user in self.erased or (ts, user) in self.pending_erasures:
             return []
         if ts <= self.watermark:
             self._erase(user, ts)
@@ -176,12 +176,15 @@ class RelationshipEngine:
             if self.row_ttl and self.expiries.may_be_due(limit):
                 self._reclaim_due(limit)
             return []
+        erased = self.erased
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
             if erasures and erasures[0][0] <= update.ts:
                 self._erase_due(update.ts)
             if may_be_due(update.ts):
                 self._fire_due(update.ts)
+            if erased and self._names_erased(update):
+                continue
             self._apply(update, late=False)
         if erasures and erasures[0][0] <= limit:
             self._erase_due(limit)
@@ -200,11 +203,10 @@ class RelationshipEngine:
         return alerts
 
     # --- erasure ----------------------------------------------------------
-    def _predates_erasure(self, update: RowUpdate) -> bool:
-        """A late `update` naming an erased user, from before the erasure: dropped (acked, counted once)."""
+    def _names_erased(self, update: RowUpdate) -> bool:
+        """`update` names a user erased already: dropped (acked, counted once per event)."""
         erased = self.erased
-        before = max(erased.get(update.owner, NO_WATERMARK), erased.get(update.contact, NO_WATERMARK))
-        if update.ts >= before:
+        if update.owner not in erased and update.contact not in erased:
             return False
         if update.direction == OUT:
             self.stats.erased_events += 1
@@ -227,7 +229,7 @@ class RelationshipEngine:
         Rows are found by scanning this engine's keys (no contact index):
         O(rows) per erasure, cheap for rare erasures (docs/semantics.md §9).
         """
-        self.erased[user] = max(ts, self.erased.get(user, ts))
+        self.erased.setdefault(user, ts)
         rows = self.rows
         for key in [key for key in rows if user in key]:
             row = rows.pop(key)

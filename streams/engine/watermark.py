@@ -44,13 +44,29 @@ class WatermarkTracker:
     (500, True)
     >>> tracker.watermark(now_ms=0, at_ms=1001)  # no claim repeated for more than claim_ms
     (290, False)
+    >>> erasing = WatermarkTracker(["t:0", "x:0"], 0, hybrid=False, claim_ms=1000, control_sources=["x:0"])
+    >>> erasing.observe("t:0", 500, idle=True, at_ms=0); erasing.observe("x:0", 400, idle=False, at_ms=0)
+    >>> erasing.watermark(now_ms=0, at_ms=0)  # a request at 400 on its way holds the watermark
+    (400, False)
+    >>> erasing.observe("x:0", 900, idle=True, at_ms=0); erasing.watermark(now_ms=0, at_ms=0)
+    (500, True)
     """
 
-    def __init__(self, sources: Iterable[str], lateness_ms: int, hybrid: bool, claim_ms: int) -> None:
+    def __init__(
+        self,
+        sources: Iterable[str],
+        lateness_ms: int,
+        hybrid: bool,
+        claim_ms: int,
+        control_sources: Iterable[str] = (),
+    ) -> None:
         self.lateness = lateness_ms
         self.hybrid = hybrid
         self.claim_ms = claim_ms
         self.sources: dict[str, SourceProgress] = {s: SourceProgress(None, False, 0) for s in sources}
+        self.control_sources = frozenset(control_sources)
+        """Sources of requests, not events (the erasures topic): they hold the watermark back like any
+        source, but when every source is idle the watermark goes to the largest *event* time only."""
 
     def observe(self, source: str, max_ts: int | None, idle: bool, at_ms: int) -> None:
         """A marker in a record of time `at_ms`: `source` has sent everything up to `max_ts`, is or is not idle."""
@@ -71,9 +87,10 @@ class WatermarkTracker:
         blocked = False
         all_idle = True
         claimed_since = at_ms - self.claim_ms
-        for progress in self.sources.values():
+        control = self.control_sources
+        for source, progress in self.sources.items():
             max_ts = progress.max_ts
-            if max_ts is not None and (high is None or max_ts > high):
+            if max_ts is not None and (high is None or max_ts > high) and source not in control:
                 high = max_ts
             if progress.idle and progress.idle_at >= claimed_since:
                 continue

@@ -99,7 +99,7 @@ def broker_offsets(app: faust.App, settings: Settings) -> BrokerOffsets:
         @app.task
         async def start_broker_offsets() -> None:
             try:
-                await offsets.start([*settings.input_topics(), owner_updates_topic_name(settings)])
+                await offsets.start([*settings.source_topics(), owner_updates_topic_name(settings)])
             except Exception as exc:  # the broker away for now: the first request connects
                 log.debug("broker offsets not started: %s", type(exc).__name__)
 

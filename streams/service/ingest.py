@@ -7,11 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import TP, EventT
 
+from streams.engine.erasures import decode_erasure
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, TS_MAX, InvalidEvent, Reason, decode_event
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.broker_offsets import broker_offsets
@@ -23,12 +24,12 @@ from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
 from streams.service.poison_records import PoisonRecords
-from streams.service.records import Marker, UpdateFields, encode_owner_record, source_name
+from streams.service.records import ErasureFields, Marker, UpdateFields, encode_owner_record, source_name
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
-__all__ = ["Rekeyer", "register_ingest", "wall_clock_ms"]
+__all__ = ["Rekeyer", "Split", "register_ingest", "wall_clock_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,17 @@ log = logging.getLogger(__name__)
 def wall_clock_ms() -> int:
     """The wall clock, epoch ms."""
     return int(time.time() * 1000)
+
+
+class Split(NamedTuple):
+    """One input batch, split for the owner partitions."""
+
+    by_partition: dict[int, list[UpdateFields]]
+    """Row updates per owner partition, in input order."""
+    sources: list[str]
+    """Input partitions the batch touched, erasures' included: updates and erasures index it."""
+    erasures: list[ErasureFields]
+    """Erasure requests (docs/semantics.md §9): every owner partition gets each one."""
 
 
 class Rekeyer:
@@ -62,19 +74,20 @@ class Rekeyer:
         self.revocations = 0
         """Revocations so far: a heartbeat sent across one takes its idleness back again (`overtaken`)."""
         self._reported_idle: set[str] = set()
+        self._claimed_idle: set[str] = set()  # idle in the last heartbeat
         self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
         self.poisoned: Mapping[tuple[str, int, int], InvalidEvent] = {}
         """Input records (topic, partition, offset) to reject whole: poison records (`PoisonRecords.records`)."""
 
-    def split(
-        self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]
-    ) -> tuple[dict[int, list[UpdateFields]], list[str]]:
-        """Row updates per owner partition, and the input partitions the batch touched (updates index it).
+    def split(self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]) -> Split:
+        """Row updates per owner partition, erasures, and the input partitions the batch touched.
 
         Invalid records, and with the hybrid clock records from the future
         (SPEC v1.1 §1: `ts` more than `max_future_ms` ahead of the wall clock
         as the batch is split), go to `dead` instead; neither moves the max
-        event time the markers carry.
+        event time the markers carry. Records of the erasures topic are
+        erasure requests; their markers carry the largest erasure `ts` read,
+        so no owner partition's watermark passes an erasure still on its way.
         """
         partitions = self.settings.partitions
         max_bytes = self.settings.max_record_bytes
@@ -84,6 +97,8 @@ class Rekeyer:
         latest_ts = now_ms + max_future if hybrid else TS_MAX  # no valid ts reaches TS_MAX
         consumed, seen, self_count = self._consumed_counter, self._seen, 0
         poisoned = self.poisoned
+        erasure_topic = self.settings.topic_erasures
+        erasures: list[ErasureFields] = []
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
         batch_next = self._batch_next = {}
@@ -99,6 +114,9 @@ class Rekeyer:
             if rejected is not None:
                 dead.append((event, rejected))
                 consumed(message.topic, "invalid").inc()
+                continue
+            if message.topic == erasure_topic:
+                self._take_erasure(event, index, latest_ts, dead, erasures)
                 continue
             try:
                 interaction = decode_event(event.value or b"", max_bytes)
@@ -128,7 +146,34 @@ class Rekeyer:
             )
         if self_count:
             self.metrics.self_interactions.inc(self_count)
-        return by_partition, list(touched)
+        return Split(by_partition, list(touched), erasures)
+
+    def _take_erasure(
+        self,
+        event: EventT[Any],
+        index: int,
+        latest_ts: int,
+        dead: list[tuple[EventT[Any], InvalidEvent]],
+        erasures: list[ErasureFields],
+    ) -> None:
+        """Validate one record of the erasures topic into `erasures`, or `dead` (also past `max_future_ms`)."""
+        message = event.message
+        source = source_name(message.topic, message.partition)
+        try:
+            erasure = decode_erasure(event.value or b"")
+        except InvalidEvent as exc:
+            dead.append((event, exc))
+            self._consumed_counter(message.topic, "invalid").inc()
+            return
+        if erasure.ts > latest_ts:
+            detail = f"{erasure.ts - latest_ts} ms beyond max_future_ms ahead of the wall clock"
+            dead.append((event, InvalidEvent(Reason.TS_IN_FUTURE, "ts", detail)))
+            self._consumed_counter(message.topic, "invalid").inc()
+            return
+        self._consumed_counter(message.topic, "erasure").inc()
+        if erasure.ts > self._seen.get(source, erasure.ts - 1):
+            self._seen[source] = erasure.ts  # its marker: no owner watermark passes it before it arrives
+        erasures.append([erasure.user, erasure.ts, index, message.offset])
 
     def _consumed_counter(self, topic: str, kind: str) -> Any:
         """The `events_consumed_total{topic, type}` child, looked up once per label pair."""
@@ -180,7 +225,28 @@ class Rekeyer:
     def heartbeat(self, idle: dict[str, bool]) -> dict[str, Marker]:
         """Markers for the assigned input partitions, each idle or not."""
         self._reported_idle |= {source for source, is_idle in idle.items() if is_idle}
+        self._claimed_idle = {source for source, is_idle in idle.items() if is_idle}
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
+
+    def source_markers(self, markers: dict[str, Marker], source: str) -> dict[str, Marker]:
+        """exactly_once: the markers a record of `source` carries: its own, and the batch's idleness taken back.
+
+        Each input partition's updates and marker go in a record of their own
+        (its transaction), so an owner partition reads a batch one input
+        partition at a time. One the last heartbeat called idle stays idle
+        there until its own record comes (a claim holds four heartbeats): the
+        markers of the others, read first, moved the watermark past its
+        updates, which arrived late (docs/guarantees.md, "Broker outage").
+        Every record of the batch takes those claims back, claiming no progress.
+        """
+        found: dict[str, Marker] = {
+            other: (None, False)
+            for other, (_max_ts, idle) in markers.items()
+            if not idle and other in self._claimed_idle
+        }
+        if source in markers:
+            found[source] = markers[source]
+        return found
 
     def judge_idle(self, idle: dict[str, bool]) -> None:
         """Remember which input partitions `_idle_sources` found idle, and how far they had been read then."""
@@ -212,6 +278,7 @@ class Rekeyer:
         self.revocations += 1
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
+        self._claimed_idle = set()
         markers = {source: (self.sent.get(source), False) for source in sorted(retracted)}
         self._seen.clear()
         self.sent.clear()
@@ -227,6 +294,10 @@ class Rekeyer:
         if self.revocations == revocations:
             return {}
         return {source: (max_ts, False) for source, (max_ts, idle) in markers.items() if idle}
+
+
+NOTHING = Split({}, [], [])
+"""A split with no updates and no erasures: what markers alone go with."""
 
 
 def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
@@ -273,7 +344,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     rekeyer = Rekeyer(settings, metrics)
     poison = PoisonRecords(settings, "ingest", topology.input_partitions)
     within = settings.ingest_batch_within_ms / 1000
-    input_topics = set(settings.input_topics())
+    input_topics = set(settings.source_topics())
     transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
     owner_topic = topology.owner_updates.get_topic_name()
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
@@ -296,34 +367,34 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             )
         return found
 
-    async def send_to_every_partition(
-        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
-    ) -> bool:
-        """Updates and markers to every owner partition; False if a transaction went away (rebalance)."""
+    async def send_to_every_partition(split: Split, markers: dict[str, Marker]) -> bool:
+        """Updates, erasures and markers to every owner partition; False if a transaction went away (rebalance)."""
         if transactions.enabled:
-            return await send_per_source(sources, by_partition, markers)
+            return await send_per_source(split, markers)
+        sources, by_partition, erasures = split.sources, split.by_partition, split.erasures
         for partition in range(settings.partitions):
-            value = encode_owner_record(sources, by_partition.get(partition, []), markers)
+            value = encode_owner_record(sources, by_partition.get(partition, []), markers, erasures)
             await topology.owner_updates.send(partition=partition, value=value)
         return True
 
-    async def send_per_source(
-        sources: list[str], by_partition: dict[int, list[UpdateFields]], markers: dict[str, Marker]
-    ) -> bool:
-        """exactly_once: each input partition's updates and marker go in the transaction of its offsets."""
+    async def send_per_source(split: Split, markers: dict[str, Marker]) -> bool:
+        """exactly_once: each input partition's updates, erasures and marker go in the transaction of its offsets."""
+        sources, by_partition = split.sources, split.by_partition
         for source in markers.keys() | set(sources):
             topic, input_partition = source.rsplit(":", 1)
             tid = transactions.transactional_id(topic, int(input_partition))
             if tid is None or not transactions.is_open(tid):
                 return False
             index = sources.index(source) if source in sources else -1
+            erasures = [[*e[:2], 0, e[3]] for e in split.erasures if e[2] == index]
             async with transactions.lock(tid):
                 if not transactions.is_open(tid):
                     return False
                 for partition in range(settings.partitions):
                     updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
-                    marker = {source: markers[source]} if source in markers else {}
-                    value = encode_owner_record([source] if updates else [], updates, marker)
+                    marker = rekeyer.source_markers(markers, source)
+                    named = [source] if updates or erasures else []
+                    value = encode_owner_record(named, updates, marker, erasures)
                     try:
                         await transactions.send(tid, owner_topic, value, partition=partition)
                     except TransactionGone:
@@ -348,7 +419,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
             await poison.refresh()
             rekeyer.poisoned = poison.records
-            by_partition, touched = poison.split(rekeyer.split, events, dead)
+            split = poison.split(rekeyer.split, events, dead)
             now_ms = int(time.time() * 1000)
             for event, error in dead:
                 message = event.message
@@ -390,8 +461,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                         "reason": error.reason.value,
                     },
                 )
-            markers = rekeyer.batch_markers(touched)
-            if by_partition and not await send_to_every_partition(touched, by_partition, markers):
+            markers = rekeyer.batch_markers(split.sources)
+            if (split.by_partition or split.erasures) and not await send_to_every_partition(split, markers):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
@@ -412,10 +483,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     async def heartbeat() -> None:
         revocations = rekeyer.revocations
         markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
-        await send_to_every_partition([], {}, markers)
+        await send_to_every_partition(NOTHING, markers)
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:
-            await send_to_every_partition([], {}, retraction)
+            await send_to_every_partition(NOTHING, retraction)
 
     # An idle marker outlives its writer: when input partitions move, the new reader may
     # not have read the records produced meanwhile. Take idleness back before letting go,
@@ -427,7 +498,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         if not markers:
             return
         if not transactions.enabled:
-            await send_to_every_partition([], {}, markers)
+            await send_to_every_partition(NOTHING, markers)
             return
         # exactly_once: the transactions of revoked partitions are gone by now (aborted, with
         # the records their markers covered), so this record is outside them and claims no

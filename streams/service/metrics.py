@@ -46,7 +46,7 @@ class Metrics:
         self.build_info.info({"version": __version__})
         self.consumed = Counter(
             f"{PREFIX}_events_consumed_total",
-            "Input records consumed, by input topic and event type (`invalid` when rejected: unreadable, `ts_in_future`, or a poison record skipped whole).",
+            "Input records consumed, by input topic and event type (`erasure`: a request on the erasures topic; `invalid` when rejected: unreadable, `ts_in_future`, or a poison record skipped whole).",
             ["topic", "type"],
             registry=r,
         )
@@ -93,6 +93,16 @@ class Metrics:
         self.rows_reclaimed = Counter(
             f"{PREFIX}_rows_reclaimed_total",
             "Rows not established whose storage was reclaimed (`row_ttl`; a tombstone in the changelog).",
+            registry=r,
+        )
+        self.rows_erased = Counter(
+            f"{PREFIX}_rows_erased_total",
+            "Rows deleted by erasure requests (a tombstone in the changelog; docs/semantics.md §9).",
+            registry=r,
+        )
+        self.erased_events = Counter(
+            f"{PREFIX}_erased_events_total",
+            "Events dropped: they name an erased user, predate the erasure and arrived after it (once per event).",
             registry=r,
         )
         self.alerts = Counter(
@@ -155,11 +165,14 @@ class Metrics:
             f"{PREFIX}_recovering_partitions", "Owner partitions whose rows are being loaded.", registry=r
         )
 
-    def initialise_label_sets(self, input_topics: Iterable[str]) -> None:
+    def initialise_label_sets(self, input_topics: Iterable[str], erasures_topic: str | None = None) -> None:
         """Expose every label set known in advance at zero, so rates and dashboards have series from the start."""
         for topic in input_topics:
             for kind in (*INTERACTION_TYPES, "invalid"):
                 self.consumed.labels(topic=topic, type=kind)
+        if erasures_topic is not None:
+            for kind in ("erasure", "invalid"):
+                self.consumed.labels(topic=erasures_topic, type=kind)
         for reason in Reason:
             self.invalid.labels(reason=reason.value)
         for kind in ("dormant", "revived"):

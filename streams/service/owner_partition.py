@@ -14,6 +14,7 @@ from streams.engine.engine import RelationshipEngine
 from streams.engine.events import RowUpdate
 from streams.engine.row import Row
 from streams.engine.watermark import WatermarkTracker
+from streams.service.erasure_log import ErasureLog
 from streams.service.records import OwnerRecord, input_position
 from streams.settings import Settings
 
@@ -127,6 +128,8 @@ class Checkpoint(NamedTuple, Generic[Handle]):
     """Written after the rows."""
     acks: list[Handle]
     """Records whose every update is applied and covered by `rows`."""
+    erasures: ErasureLog | None = None
+    """The engine's erasures, when they changed since the last checkpoint (written with the rows)."""
 
 
 class OwnerPartition(Generic[Handle]):
@@ -167,6 +170,7 @@ class OwnerPartition(Generic[Handle]):
         rows: MutableMapping[RowKey, Row],
         sources: Iterable[str],
         resume: Resume | None = None,
+        erasures: ErasureLog | None = None,
     ) -> None:
         self.partition = partition
         self.revoked = False
@@ -191,8 +195,13 @@ class OwnerPartition(Generic[Handle]):
             on_row_removed=self._removed,
         )
         # The tracker starts afresh: re-delivered markers rebuild it.
+        sources = list(sources)
         self.tracker = WatermarkTracker(
-            sources, settings.allowed_lateness_ms, settings.clock == "hybrid", settings.idle_claim_ms()
+            sources,
+            settings.allowed_lateness_ms,
+            settings.clock == "hybrid",
+            settings.idle_claim_ms(),
+            control_sources=[s for s in sources if s.rsplit(":", 1)[0] == settings.topic_erasures],
         )
         self.resume = resume
         self.received: dict[str, int] = {}
@@ -201,6 +210,9 @@ class OwnerPartition(Generic[Handle]):
             self.engine.watermark = resume.watermark
             self.engine.closed = resume.closed
             self.next_offset = resume.replay_from
+        if erasures is not None:
+            erasures.restore(self.engine)
+        self._erasures_written = ErasureLog.of(self.engine)
 
     def last_offset(self) -> int:
         """Offset of the last record handled since loading (-1: none yet)."""
@@ -253,6 +265,8 @@ class OwnerPartition(Generic[Handle]):
             offer = self.engine.offer
             for update in fresh:
                 alerts += offer(update)
+        for user, ts, _index, _input_offset in record.erasures:
+            alerts += self.engine.erase(user, ts)  # one delivered again changes nothing
         for source, (max_ts, idle) in record.markers.items():
             self.tracker.observe(source, max_ts, idle, record_ms)
         mark, all_idle = self.tracker.watermark(now_ms, record_ms)
@@ -318,7 +332,14 @@ class OwnerPartition(Generic[Handle]):
         engine = self.engine
         replay_from = min((entry[2] for entry in unacked), default=self.next_offset)
         resume = Resume(self._last_offset, engine.watermark, engine.closed, dict(self.received), replay_from)
-        return Checkpoint(changed, resume, acks)
+        erasures: ErasureLog | None = None
+        if engine.pending_erasures or engine.erased:
+            erasures = ErasureLog.of(engine)
+            if erasures == self._erasures_written:
+                erasures = None
+            else:
+                self._erasures_written = erasures
+        return Checkpoint(changed, resume, acks, erasures)
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""

@@ -9,6 +9,7 @@ import orjson
 
 __all__ = [
     "OWNER_RECORD_FORMAT_VERSION",
+    "ErasureFields",
     "Marker",
     "OwnerRecord",
     "decode_owner_record",
@@ -19,11 +20,17 @@ __all__ = [
 
 # [ts, event_id, owner, contact, direction, type, source index, input offset]
 UpdateFields = list[Any]
+# [user, ts, source index, input offset]
+ErasureFields = list[Any]
 Marker = tuple[int | None, bool]  # (max event time sent, idle)
 
 OWNER_RECORD_FORMAT_VERSION = 1
-"""The leading byte of the records `encode_owner_record` writes; version 0 is the bare JSON object (`{`)."""
+"""The leading byte of the records `encode_owner_record` writes without erasures; version 0 is the bare
+JSON object (`{`)."""
+OWNER_RECORD_WITH_ERASURES_VERSION = 2
+"""The leading byte of records that carry erasures: a version-1 reader refuses them rather than drop one."""
 _VERSION_1 = bytes((OWNER_RECORD_FORMAT_VERSION,))
+_VERSION_2 = bytes((OWNER_RECORD_WITH_ERASURES_VERSION,))
 _JSON_OBJECT = ord("{")
 
 
@@ -46,15 +53,25 @@ class OwnerRecord(NamedTuple):
     """Row updates for this partition, in input order."""
     markers: dict[str, Marker]
     """Input partition -> (max event time sent, idle); covers `updates`."""
+    erasures: list[ErasureFields] = []
+    """Erasure requests (docs/semantics.md §9), every owner partition gets each one."""
 
 
-def encode_owner_record(sources: list[str], updates: list[UpdateFields], markers: dict[str, Marker]) -> bytes:
-    """Row updates followed (logically) by the markers that cover them; no updates = a heartbeat.
+def encode_owner_record(
+    sources: list[str],
+    updates: list[UpdateFields],
+    markers: dict[str, Marker],
+    erasures: list[ErasureFields] | None = None,
+) -> bytes:
+    """Row updates and erasures followed (logically) by the markers that cover them; neither = a heartbeat.
 
     Version 1: the byte 0x01, then the JSON object `{"s": sources, "u": updates,
     "wm": markers}` (orjson). JSON stays inside because orjson encodes and decodes
-    it faster than a binary layout built in Python.
+    it faster than a binary layout built in Python. Version 2, for a record with
+    erasures: the byte 0x02, then the same object with `"x": erasures`.
     """
+    if erasures:
+        return _VERSION_2 + orjson.dumps({"s": sources, "u": updates, "wm": markers, "x": erasures})
     return _VERSION_1 + orjson.dumps({"s": sources, "u": updates, "wm": markers})
 
 
@@ -67,11 +84,11 @@ def decode_owner_record(raw: bytes) -> OwnerRecord:
     if not raw:
         raise ValueError("empty owner record")
     version = raw[0]
-    if version == OWNER_RECORD_FORMAT_VERSION:
+    if version in (OWNER_RECORD_FORMAT_VERSION, OWNER_RECORD_WITH_ERASURES_VERSION):
         obj = orjson.loads(memoryview(raw)[1:])
     elif version == _JSON_OBJECT:
         obj = orjson.loads(raw)
     else:
         raise ValueError(f"unknown owner record format version byte 0x{version:02x}")
     markers = {s: (m[0], m[1]) for s, m in obj.get("wm", {}).items()}
-    return OwnerRecord(obj.get("s", []), obj.get("u", []), markers)
+    return OwnerRecord(obj.get("s", []), obj.get("u", []), markers, obj.get("x", []))

@@ -18,6 +18,7 @@ from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.cloudevents import alert_headers, event_source
+from streams.service.erasure_log import ErasureLog
 from streams.service.faust_internals import (
     changelog_sent_callback,
     on_transaction_committed,
@@ -40,6 +41,7 @@ __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"
 log = logging.getLogger(__name__)
 ROW_KEY_PREFIX = b"["
 RESUME_KEY = b"__resume__"
+ERASURES_KEY = b"__erasures__"
 RowKey = tuple[str, str]
 
 
@@ -112,7 +114,7 @@ class OwnerPartitions:
     def sources(self) -> list[str]:
         """Every input partition (`topic:partition`) the watermark waits for."""
         found: list[str] = []
-        for topic in self.settings.input_topics():
+        for topic in self.settings.source_topics():
             # the count read at start when the consumer's metadata does not know `topic` yet
             count = self.app.consumer.topic_partitions(topic) or self.topology.input_partitions[topic]
             found += [source_name(topic, p) for p in range(count)]
@@ -131,14 +133,17 @@ class OwnerPartitions:
         started = time.perf_counter()
         rows = IndexedRows()  # indexed by owner for `GET /relationships/{owner}`
         resume: Resume | None = None
+        erasures: ErasureLog | None = None
         for key, value in table_items(self.topology.rows, partition):
             if key.startswith(ROW_KEY_PREFIX):
                 owner, contact = orjson.loads(key)
                 rows[(owner, contact)] = Row.from_bytes(value)
             elif key == RESUME_KEY:
                 resume = Resume.from_bytes(value)
+            elif key == ERASURES_KEY:
+                erasures = ErasureLog.from_bytes(value)
         part: OwnerPartition[EventT[Any]] = OwnerPartition(
-            partition, self.settings, rows, self.sources(), resume
+            partition, self.settings, rows, self.sources(), resume, erasures
         )
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
@@ -266,6 +271,8 @@ class OwnerPartitions:
                 return
         done = part.checkpoint()
         records = [(row_key(key), None if row is None else row.to_bytes()) for key, row in done.rows]
+        if done.erasures is not None:
+            records.append((ERASURES_KEY, done.erasures.to_bytes()))
         # Written last: a restart trusts it only together with the rows above.
         records.append((RESUME_KEY, done.resume.to_bytes()))
         # a partition revoked during an await is its new owner's to write from then on
@@ -384,6 +391,7 @@ def register_relationships(
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
             resets, reclaims = stats.rows_reset, stats.rows_reclaimed
+            erased_rows, erased_events = stats.rows_erased, stats.erased_events
             offset = event.message.offset
             await partitions.catch_up(part, offset)
             record = await partitions.without_poison(event.value)
@@ -395,6 +403,8 @@ def register_relationships(
             metrics.redelivered.inc(stats.redelivered + part.skipped - before[3])
             metrics.rows_reset.inc(stats.rows_reset - resets)
             metrics.rows_reclaimed.inc(stats.rows_reclaimed - reclaims)
+            metrics.rows_erased.inc(stats.rows_erased - erased_rows)
+            metrics.erased_events.inc(stats.erased_events - erased_events)
             if not part.revoked and partitions.checkpoint_due(part, heartbeat=not record.updates):
                 await partitions.checkpoint(part, stream)
             metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)

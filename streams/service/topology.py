@@ -40,7 +40,7 @@ class Topology:
     """Every topic and table one worker uses."""
 
     interactions: TopicT
-    """The three input topics (mentions, replies, likes), raw bytes."""
+    """The three input topics (mentions, replies, likes) and the erasures topic, raw bytes."""
     owner_updates: TopicT
     """Row updates re-keyed by owner, with watermark markers and ticks."""
     alerts: TopicT
@@ -50,7 +50,7 @@ class Topology:
     rows: TableT[bytes, bytes]
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
     input_partitions: Mapping[str, int]
-    """Partitions of each input topic, as the broker had them when the worker started."""
+    """Partitions of each topic the ingest stage reads (inputs and erasures), as the broker had them at start."""
 
 
 def declare_topology(
@@ -63,7 +63,7 @@ def declare_topology(
     input topic is taken to have `settings.partitions`.
     """
     topology = Topology(
-        interactions=app.topic(*settings.input_topics(), key_serializer="raw", value_serializer="raw"),
+        interactions=app.topic(*settings.source_topics(), key_serializer="raw", value_serializer="raw"),
         owner_updates=app.topic(
             owner_updates_topic_name(settings),
             partitions=settings.partitions,
@@ -84,7 +84,7 @@ def declare_topology(
         ),
         input_partitions=dict(input_partitions)
         if input_partitions is not None
-        else dict.fromkeys(settings.input_topics(), settings.partitions),
+        else {**dict.fromkeys(settings.input_topics(), settings.partitions), settings.topic_erasures: 1},
     )
 
     @app.task

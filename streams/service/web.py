@@ -105,7 +105,7 @@ def register_web(service: Service) -> None:
     app = service.app
     settings = service.settings
     owner_topic = service.topology.owner_updates.get_topic_name()
-    service.metrics.initialise_label_sets(settings.input_topics())
+    service.metrics.initialise_label_sets(settings.input_topics(), settings.topic_erasures)
     token = settings.resolved_web_token()
     expected_authorization = None if token is None else f"Bearer {token}".encode()
     warning = exposure_warning(settings.web_host, token)

@@ -70,9 +70,9 @@ class Reference:
     - Erasures (docs/semantics.md §9) are all known before the first event.
       An erasure of user U at `t` applies once the watermark reaches `t`, after
       every held update with `ts < t` and the deadlines before `t`, before any
-      update at or after `t`: every row naming U is deleted. A late update
-      naming U with `ts` before an applied erasure of U is dropped. End of
-      input applies the erasures still waiting, last.
+      update at or after `t`: every row naming U is deleted. Every update
+      naming U applied after that, late or held, whatever its `ts`, is dropped.
+      End of input applies the erasures still waiting, last.
     - End of input: the watermark becomes the largest `ts` read, inclusive.
 
     Counters count events once (on the actor's `out` row); a late event is
@@ -190,13 +190,13 @@ class Reference:
                 ts, user = waiting.pop(0)
                 if not end:
                     fire(ts - 1)
-                erased[user] = max(ts, erased.get(user, ts))
+                erased.setdefault(user, ts)
                 for key in [k for k in rows if user in k]:
                     del rows[key]
                     result.rows_erased += 1
 
-        def predates_erasure(actor: str, target: str, ts: int) -> bool:
-            return any(user in erased and ts < erased[user] for user in (actor, target))
+        def names_erased(actor: str, target: str) -> bool:
+            return actor in erased or target in erased
 
         def apply(key: RowKey, event_id: str, ts: int, direction: str, kind: str) -> bool:
             """Apply one row update; False when it is a duplicate (nothing changes)."""
@@ -235,6 +235,9 @@ class Reference:
                 ts, event_id, _, key, direction, kind = heapq.heappop(held)
                 erase_until(ts)
                 fire(ts)
+                if names_erased(*key):
+                    result.erased_events += direction == OUT
+                    continue
                 applied = apply(key, event_id, ts, direction, kind)
                 if direction == OUT:
                     count(applied, late=False)
@@ -255,7 +258,7 @@ class Reference:
             largest = ts if largest is None else max(largest, ts)
             if actor == target:
                 result.self_interactions += 1
-            elif watermark is not None and ts < watermark and predates_erasure(actor, target, ts):
+            elif watermark is not None and ts < watermark and names_erased(actor, target):
                 result.erased_events += 1
             elif watermark is not None and ts < watermark:
                 for key, direction in (((actor, target), OUT), ((target, actor), IN)):

@@ -110,7 +110,7 @@ def test_a_deadline_at_the_erasures_time_does_not_fire() -> None:
     assert engine.rows == {}
 
 
-def test_events_before_the_erasure_arriving_after_it_are_dropped_and_later_ones_start_afresh() -> None:
+def test_every_event_naming_an_erased_user_applied_after_the_erasure_is_dropped() -> None:
     engine = RelationshipEngine(make_settings(**SMALL))
     offer_and_advance(engine, friends("ann", "bob", [0, 1]))
     erased_at = T0 + 2 * DAY
@@ -123,13 +123,14 @@ def test_events_before_the_erasure_arriving_after_it_are_dropped_and_later_ones_
     assert engine.rows == {}
     assert engine.stats.erased_events == 1
     assert engine.stats.late == 0
-    at_the_erasure = interaction(
-        "new", "like", "ann", "bob", erased_at
-    )  # late too, but not before the erasure
+    at_the_erasure = interaction("at", "like", "ann", "bob", erased_at)  # late too, at the erasure's ts
     for update in row_updates(at_the_erasure, pos=101):
         engine.offer(update)
-    assert engine.rows[("ann", "bob")].first_at == erased_at
-    assert engine.stats.late == 1
+    assert offer_and_advance(engine, friends("bob", "cat", [4, 5, 6, 30])) == []  # held, then dropped
+    assert engine.finish() == []
+    assert engine.rows == {}
+    assert engine.stats.erased_events == 2 + 8
+    assert engine.stats.applied == 4
 
 
 def test_an_erasure_delivered_again_changes_nothing() -> None:
@@ -139,18 +140,17 @@ def test_an_erasure_delivered_again_changes_nothing() -> None:
     engine.erase("bob", erased_at)
     engine.erase("bob", erased_at)  # while it waits
     assert engine.pending_erasures == [(erased_at, "bob")]
-    offer_and_advance(engine, friends("ann", "bob", [3, 4]))
+    offer_and_advance(engine, friends("ann", "cat", [3, 4]))
     assert engine.stats.rows_erased == 2
     kept = dict(engine.rows)
-    assert kept, "the events after the erasure start fresh rows"
-    engine.erase("bob", erased_at)  # after it applied, past the watermark: not again
-    engine.erase("bob", erased_at - DAY)  # an earlier one is covered by it
+    assert kept
+    for again in (erased_at, erased_at - DAY, T0 + 5 * DAY):  # the same, an earlier, a later one
+        engine.erase("bob", again)
+    engine.advance(T0 + 6 * DAY)
     assert engine.rows == kept
     assert engine.stats.rows_erased == 2
-    engine.erase("bob", T0 + 5 * DAY)  # a later one is a new erasure
-    engine.advance(T0 + 5 * DAY)
-    assert engine.rows == {}
-    assert engine.erased == {"bob": T0 + 5 * DAY}
+    assert engine.erased == {"bob": erased_at}
+    assert engine.pending_erasures == []
 
 
 def test_the_end_of_input_applies_erasures_still_waiting_without_firing_beyond_the_last_event() -> None:
@@ -208,13 +208,9 @@ def reference_with(arrival: list[Interaction], erasures: list[Erasure], config: 
 
 
 def assert_forgotten(rows: Any, erasures: list[Erasure]) -> None:
-    """No row naming an erased user holds an event from before the erasure."""
-    latest: dict[str, int] = {}
-    for erasure in erasures:
-        latest[erasure.user] = max(erasure.ts, latest.get(erasure.user, erasure.ts))
-    for key, row in rows.items():
-        for user in key:
-            assert user not in latest or row.first_at >= latest[user], (key, row.first_at, latest[user])
+    """No row names an erased user: the end of input applies every erasure, and none lets a user back."""
+    erased = {erasure.user for erasure in erasures}
+    assert not [key for key in rows if erased & set(key)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -261,7 +257,7 @@ def test_erasures_fanned_out_to_every_owner_partition_give_the_same_alerts(
         assert_forgotten(engine.rows, erasures)
 
 
-def test_generated_erasures_delete_rows_drop_late_events_and_change_alerts() -> None:
+def test_generated_erasures_delete_rows_drop_events_and_change_alerts() -> None:
     seen: Counter[str] = Counter()
 
     @settings(max_examples=150, derandomize=True, database=None, deadline=None)
@@ -275,15 +271,17 @@ def test_generated_erasures_delete_rows_drop_late_events_and_change_alerts() -> 
         seen.update(
             {
                 "rows erased": result.rows_erased > 0,
-                "late events dropped": result.erased_events > 0,
+                "events dropped": result.erased_events > 0,
                 "alerts changed": len(result.alerts) != len(without.alerts),
             }
         )
 
     collect()
-    assert seen["rows erased"] >= 50, seen
-    assert seen["late events dropped"] >= 5, seen
-    assert seen["alerts changed"] >= 15, seen
+    # Floors at about half the counts seen (26-42, 43-55, 24-37 of 150: the draws depend on the tests
+    # run before in the same process): the generated cases exercise every rule.
+    assert seen["rows erased"] >= 13, seen
+    assert seen["events dropped"] >= 20, seen
+    assert seen["alerts changed"] >= 12, seen
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -309,7 +307,8 @@ def test_replay_takes_an_erasures_file_and_counts_what_it_did(tmp_path: Path) ->
     done = run_cli(str(events), "--erasures", str(erasures))
     assert done.returncode == 0, done.stderr
     summary = orjson.loads(done.stderr)
-    assert (summary["erasures"], summary["rows_erased"], summary["erased_events"]) == (1, 2, 0)
+    # bob's rows of days 0 and 1 are deleted; the events of days 2 and 3 name him: dropped
+    assert (summary["erasures"], summary["rows_erased"], summary["erased_events"]) == (1, 2, 4)
     without = orjson.loads(run_cli(str(events)).stderr)
     assert without["rows_erased"] == 0
     erasures.write_bytes(b'{"user_id": "bob"}\n')

@@ -65,7 +65,7 @@ def idle(rekeyer: Rekeyer, consumer: FakeConsumer) -> dict[str, bool]:
 
 def queue_batch(rekeyer: Rekeyer, offsets: range) -> None:
     """What the ingest agent does with a batch: split it, then mark it sent."""
-    by_partition, touched = rekeyer.split([record(o) for o in offsets], [])
+    by_partition, touched, _erasures = rekeyer.split([record(o) for o in offsets], [])
     assert sum(len(u) for u in by_partition.values()) == 2 * len(offsets)
     rekeyer.mark_sent(rekeyer.batch_markers(touched))
 
@@ -185,7 +185,7 @@ def clocked_rekeyer(
 def split_and_send(rekeyer: Rekeyer, batch: list[Any]) -> tuple[list[int], list[tuple[int, InvalidEvent]]]:
     """Split a batch and mark it sent: offsets with row updates, and (offset, error) of each dead letter."""
     dead: list[Any] = []
-    by_partition, touched = rekeyer.split(batch, dead)
+    by_partition, touched, _erasures = rekeyer.split(batch, dead)
     rekeyer.mark_sent(rekeyer.batch_markers(touched))
     forwarded = sorted({update[7] for updates in by_partition.values() for update in updates})
     return forwarded, [(event.message.offset, error) for event, error in dead]
@@ -266,7 +266,7 @@ def test_a_batch_revoked_while_it_was_sent_is_sent_again_when_its_partition_come
     revocations = rekeyer.revocations
     batch = gate.sort([record(o) for o in range(0, 10)])
     assert [e.message.offset for e in batch.send] == list(range(10))
-    _, touched = rekeyer.split(batch.send, [])
+    touched = rekeyer.split(batch.send, []).sources
     gate.revoked()  # a rebalance while the batch's updates were being sent (and then aborted)
     rekeyer.retract_idle()
     assert not rekeyer.mark_sent(rekeyer.batch_markers(touched), revocations)
@@ -279,6 +279,6 @@ def test_a_batch_revoked_while_it_was_sent_is_sent_again_when_its_partition_come
 def test_a_batch_sent_without_a_revocation_is_recorded() -> None:
     rekeyer = fresh_rekeyer()
     revocations = rekeyer.revocations
-    _, touched = rekeyer.split([record(o) for o in range(0, 10)], [])
+    touched = rekeyer.split([record(o) for o in range(0, 10)], []).sources
     assert rekeyer.mark_sent(rekeyer.batch_markers(touched), revocations)
     assert rekeyer.next_offset == {SOURCE: 10}

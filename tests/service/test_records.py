@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from streams.service.records import (
     OWNER_RECORD_FORMAT_VERSION,
+    OWNER_RECORD_WITH_ERASURES_VERSION,
     OwnerRecord,
     decode_owner_record,
     encode_owner_record,
@@ -51,10 +52,19 @@ def test_the_release_before_version_1_cannot_read_it() -> None:
         orjson.loads(encode_owner_record([], [], {"interactions:1": (None, False)}))
 
 
-@pytest.mark.parametrize("first", [0x00, 0x02, 0x5B, 0xFF])
+@pytest.mark.parametrize("first", [0x00, 0x03, 0x5B, 0xFF])
 def test_an_unknown_version_byte_is_a_value_error_naming_it(first: int) -> None:
     with pytest.raises(ValueError, match=f"unknown owner record format version byte 0x{first:02x}"):
         decode_owner_record(bytes((first,)) + RECORD_VERSION_0[1:])
+
+
+def test_a_record_with_erasures_is_version_2_which_a_version_1_reader_refuses() -> None:
+    """Version 1 readers raise on any byte but 0x01 and `{`: a rolling upgrade stops rather than drop an erasure."""
+    erasures = [["bob", 1704067214252, 0, 12]]
+    encoded = encode_owner_record(["erasures:0"], [], {}, erasures)
+    assert encoded[0] == OWNER_RECORD_WITH_ERASURES_VERSION == 2
+    assert decode_owner_record(encoded) == OwnerRecord(["erasures:0"], [], {}, erasures)
+    assert encode_owner_record(["erasures:0"], [], {}, [])[0] == OWNER_RECORD_FORMAT_VERSION
 
 
 def test_an_empty_record_is_a_value_error() -> None:
