@@ -12,10 +12,11 @@ __all__ = ["AlertDigest", "DormantAlert"]
 
 
 class DormantAlert(NamedTuple):
-    """A `dormant` alert: the row, its deadline and what set it."""
+    """A `dormant` alert: the row, the event it is about, its deadline and what set it."""
 
     owner: str
     contact: str
+    last_interaction_at: int
     dormant_since: int
     threshold_ms: int
     typical_gap_ms: int
@@ -36,7 +37,14 @@ class AlertDigest:
             owner, contact, since = alert["owner_id"], alert["contact_id"], alert["dormant_since"]
             if alert["kind"] == "dormant":
                 digest.dormant.append(
-                    DormantAlert(owner, contact, since, alert["threshold_ms"], alert["typical_gap_ms"])
+                    DormantAlert(
+                        owner,
+                        contact,
+                        alert["last_interaction_at"],
+                        since,
+                        alert["threshold_ms"],
+                        alert["typical_gap_ms"],
+                    )
                 )
             else:
                 digest.revived.add((owner, contact, since))

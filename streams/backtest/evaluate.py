@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.backtest.digest import AlertDigest
+from streams.backtest.digest import AlertDigest, DormantAlert
 from streams.backtest.grid import GridPoint
 from streams.backtest.metrics import history_metrics
 from streams.backtest.profile import DataProfile
@@ -18,12 +18,13 @@ __all__ = ["SettingResult", "evaluate"]
 
 @dataclass(slots=True)
 class SettingResult:
-    """The measures of one setting, and the raw thresholds and gaps the plots need."""
+    """The measures of one setting, its dormant alerts, and the raw thresholds and gaps the plots need."""
 
     point: GridPoint
     metrics: dict[str, Any]
     thresholds_ms: list[int] = field(default_factory=list)
     gaps_ms: list[int] = field(default_factory=list)
+    dormant: list[DormantAlert] = field(default_factory=list)
 
 
 def evaluate(
@@ -49,4 +50,5 @@ def evaluate(
         metrics,
         [alert.threshold_ms for alert in digest.dormant],
         [alert.typical_gap_ms for alert in digest.dormant],
+        digest.dormant,
     )

@@ -1,4 +1,4 @@
-"""PNG figures of a backtest (matplotlib, Agg backend): thresholds, gaps, alert volume, precision/recall."""
+"""PNG figures of a backtest (matplotlib, Agg backend): thresholds, gaps, volume, trade-off, precision/recall."""
 
 from __future__ import annotations
 
@@ -120,10 +120,43 @@ def _precision_recall(result: BacktestResult, title: str) -> Figure:
     return fig
 
 
+def _tradeoff(result: BacktestResult, title: str) -> Figure:
+    ks, _days = _axis_values(result.results)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, k in enumerate(ks):
+        row = sorted((r for r in result.results if r.point.k == k), key=lambda r: r.point.min_silence_days)
+        xs = [r.metrics["median_delay_days"] or 0.0 for r in row]
+        ys = [r.metrics["false_alarm_share"] or 0.0 for r in row]
+        ax.plot(xs, ys, marker="o", linestyle=":", label=f"k={k:g}")
+        for r, x, y in zip(row, xs, ys, strict=True):
+            caught = r.metrics["fades_caught_share"]
+            missed = "" if caught is None or caught >= 1.0 else f", caught {caught:.2f}"
+            ax.annotate(
+                f"{r.point.min_silence_days:g}d{missed}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(6, 4 - 10 * i),
+                fontsize=8,
+            )
+    ax.set_xlabel("median delay of caught fades (days)")
+    ax.set_ylabel("false-alarm share (row active within 90 d of dormant_since)")
+    ax.set_title(
+        f"{title}: false alarms vs delay\n(labels: min silence; fades caught where below 1.00)", fontsize=10
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
 def write_figures(result: BacktestResult, out_dir: Path, title: str) -> list[Path]:
     """Write the PNGs into `out_dir` (created) and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    makers = {"thresholds.png": _thresholds, "typical_gaps.png": _gaps, "alerts_per_owner_month.png": _volume}
+    makers = {
+        "thresholds.png": _thresholds,
+        "typical_gaps.png": _gaps,
+        "alerts_per_owner_month.png": _volume,
+        "tradeoff.png": _tradeoff,
+    }
     if result.has_truth:
         makers["precision_recall.png"] = _precision_recall
     paths = []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from streams.engine.events import InvalidEvent, decode_event
+from streams.engine.events import Interaction, InvalidEvent, decode_event
 from streams.settings import DAY_MS
 
-__all__ = ["MONTH_MS", "DataProfile", "profile_lines"]
+__all__ = ["MONTH_MS", "DataProfile", "profile_events", "profile_lines", "valid_events"]
 
 MONTH_MS = round(30.4375 * DAY_MS)
 """A month for rates: 365.25 / 12 days."""
@@ -40,17 +40,27 @@ class DataProfile:
         }
 
 
-def profile_lines(lines: Iterable[bytes]) -> DataProfile:
-    """Scan the lines once; invalid ones are skipped (replay counts them)."""
-    users: set[str] = set()
-    events, first, last = 0, 2**63, -(2**63)
+def valid_events(lines: Iterable[bytes]) -> Iterator[Interaction]:
+    """The lines' valid events in file order; blank and invalid lines are skipped (replay counts them)."""
     for line in lines:
         if not line.strip():
             continue
         try:
-            event = decode_event(line.rstrip(b"\r\n"))
+            yield decode_event(line.rstrip(b"\r\n"))
         except InvalidEvent:
             continue
+
+
+def profile_lines(lines: Iterable[bytes]) -> DataProfile:
+    """Scan the lines once; invalid ones are skipped (replay counts them)."""
+    return profile_events(valid_events(lines))
+
+
+def profile_events(valid: Iterable[Interaction]) -> DataProfile:
+    """Counts and span of already-decoded events."""
+    users: set[str] = set()
+    events, first, last = 0, 2**63, -(2**63)
+    for event in valid:
         events += 1
         users.add(event.actor)
         users.add(event.target)

@@ -17,6 +17,10 @@ _COLUMNS = (
     ("p99", "p99_per_owner_month", "{:>4}"),
     ("revived", "revived_share", "{:>8.1%}"),
     ("at-min", "at_min_silence_share", "{:>7.1%}"),
+    ("false-al", "false_alarm_share", "{:>9.3f}"),
+    ("fades", "fades", "{:>6}"),
+    ("caught", "fades_caught_share", "{:>7.3f}"),
+    ("delay d", "median_delay_days", "{:>8}"),
 )
 _TRUTH_COLUMNS = (("precision", "precision", "{:>10.3f}"), ("recall", "recall", "{:>7.3f}"))
 
@@ -56,6 +60,16 @@ def summary_text(result: BacktestResult, source: str) -> str:
             value = r.metrics[key]
             cells.append(_cell(fmt, value["p50"] if isinstance(value, dict) else value))
         lines.append(" ".join(cells))
+    if result.results:
+        first = result.results[0].metrics
+        lines.append(
+            f"fades: {first['fades']} rows established whose last event leaves at least F = "
+            f"{first['fade_days']} d of data after it (F is 90 d on data spanning under 365 d, else 180 d)"
+        )
+        lines.append(
+            "false-al: share of dormant alerts whose row has an event within 90 d of dormant_since; "
+            "caught: share of fades alerted for their last event; delay d: median for caught fades"
+        )
     if result.has_truth and result.results:
         first = result.results[0].metrics
         lines.append(

@@ -32,7 +32,9 @@ def _joined(values: tuple[float, ...]) -> str:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `backtest` sub-command (its `--k` is a list: it replaces the single-value flag)."""
     parser = commands.add_parser(
-        "backtest", help="measure alert volume and accuracy over a settings grid", conflict_handler="resolve"
+        "backtest",
+        help="measure alert volume, false alarms, fades caught and delay over a settings grid",
+        conflict_handler="resolve",
     )
     parser.add_argument("file", type=Path, help="JSON-lines events (a file: it is replayed once per setting)")
     parser.add_argument(

@@ -12,7 +12,7 @@ from streams.__main__ import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRID = ["--k", "2,3", "--min-silence-days", "14,21"]
-FIGURES = {"thresholds.png", "typical_gaps.png", "alerts_per_owner_month.png"}
+FIGURES = {"thresholds.png", "typical_gaps.png", "alerts_per_owner_month.png", "tradeoff.png"}
 
 
 def _summary(out_dir: Path) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _summary(out_dir: Path) -> dict[str, Any]:
 def test_with_truth_writes_figures_and_scores(
     history: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    """All four PNGs, summary.txt and summary.json; --json prints the same JSON with precision/recall."""
+    """All five PNGs, summary.txt and summary.json; --json prints the same JSON with precision/recall."""
     events, truth = history
     out_dir = tmp_path / "out"
     assert (
@@ -47,18 +47,28 @@ def test_with_truth_writes_figures_and_scores(
             "revived_share",
             "threshold_days",
             "typical_gap_days",
+            "false_alarm_share",
+            "fades",
+            "fades_caught_share",
+            "median_delay_days",
         } <= set(entry)
         assert 0.0 <= entry["precision"] <= 1.0
         assert 0.0 <= entry["recall"] <= 1.0
+        assert 0.0 <= entry["false_alarm_share"] <= 1.0
+        assert entry["false_alarms"] <= entry["dormant_alerts"]
+        assert 0 < entry["fades_caught"] <= entry["fades"]
+        assert entry["fade_days"] == 90
+        assert entry["median_delay_days"] >= entry["min_silence_days"]
         assert entry["threshold_days"]["p10"] >= entry["min_silence_days"]
     assert settings[0]["dormant_alerts"] >= settings[1]["dormant_alerts"]
+    assert len({entry["fades"] for entry in settings}) == 1  # fades do not depend on the threshold
     assert b"precision" in (out_dir / "summary.txt").read_bytes()
 
 
 def test_without_truth_text_summary(
     history: tuple[Path, Path], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    """No truth: three PNGs, no precision figure or columns, a text table on stdout."""
+    """No truth: four PNGs, no precision figure or columns, a text table on stdout with the fade figures."""
     events, _ = history
     out_dir = tmp_path / "out"
     assert (
@@ -69,6 +79,7 @@ def test_without_truth_text_summary(
     text = capsysbinary.readouterr().out.decode()
     assert text == (out_dir / "summary.txt").read_text()
     assert "k=3 min=14d" in text
+    assert "false-al" in text
     assert "precision" not in text
     summary = _summary(out_dir)
     assert summary["has_truth"] is False

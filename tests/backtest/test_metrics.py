@@ -13,7 +13,8 @@ T0 = 1_700_000_000_000
 
 def _alert(kind: str, owner: str, contact: str, since: int, threshold: int) -> dict[str, object]:
     return {
-        "kind": kind, "owner_id": owner, "contact_id": contact, "dormant_since": since,
+        "kind": kind, "owner_id": owner, "contact_id": contact, "last_interaction_at": since - threshold,
+        "dormant_since": since,
         "threshold_ms": threshold, "typical_gap_ms": threshold // 3,
     }  # fmt: skip
 

@@ -14,7 +14,7 @@ PLANTED = PlantedDormancy("a", "b", T0, T0 + 60 * DAY_MS, True, DAY_MS)
 
 
 def _alert(owner: str, contact: str, since: int) -> DormantAlert:
-    return DormantAlert(owner, contact, since, 14 * DAY_MS, DAY_MS)
+    return DormantAlert(owner, contact, since - 14 * DAY_MS, since, 14 * DAY_MS, DAY_MS)
 
 
 def test_hit_inside_window_either_direction() -> None:

@@ -100,6 +100,19 @@ def test_a_partition_is_idle_only_after_idle_timeout_without_records() -> None:
     assert idle(rekeyer, consumer) == {SOURCE: True}
 
 
+def test_an_erasures_partition_is_idle_as_soon_as_it_is_caught_up() -> None:
+    rekeyer = fresh_rekeyer(idle_timeout_ms=60_000)
+    erasures = rekeyer.settings.topic_erasures
+    consumer = FakeConsumer(end_offset=3, committed=3, fetched=3)
+    consumer.assignment = lambda: {TP(TOPIC, 0), TP(erasures, 0)}  # type: ignore[method-assign]
+    consumer._committed_offset[TP(erasures, 0)] = 3
+    app: Any = SimpleNamespace(consumer=consumer)
+    found = asyncio.run(_idle_sources(app, {TOPIC, erasures}, rekeyer))
+    assert found == {SOURCE: False, f"{erasures}:0": True}, "an input partition waits for idle_timeout"
+    consumer._committed_offset[TP(erasures, 0)] = 2  # a request not read yet
+    assert asyncio.run(_idle_sources(app, {TOPIC, erasures}, rekeyer))[f"{erasures}:0"] is False
+
+
 def test_end_offsets_unavailable_means_not_idle() -> None:
     class Unreachable(FakeConsumer):
         async def highwaters(self, *tps: TP) -> dict[TP, int]:
