@@ -12,6 +12,7 @@ from streams.broker_tls import TLS_PROTOCOLS, broker_ssl_context
 from streams.service.changelog_ends import committed_ends
 from streams.service.faust_internals import (
     commit_every_transaction,
+    coordinator_lookups_survive_a_lost_broker,
     high_waters_from_the_broker,
     idempotent_producers,
     report_commits,
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> faust.App:
     uncommitted_partitions_from_the_beginning(lambda app, targets: record_seeks(seeked_offsets(app), targets))
     idempotent_producers()
     if settings.exactly_once:
+        coordinator_lookups_survive_a_lost_broker()
         commit_every_transaction()
         report_commits()
         high_waters_from_the_broker(

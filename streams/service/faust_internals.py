@@ -229,6 +229,13 @@ INTERNALS: tuple[Internal, ...] = (
         "whether a transaction is open (`in_transaction`)",
     ),
     Internal(
+        "aiokafka.producer.sender:Sender",
+        "_find_coordinator",
+        "method",
+        "(self, coordinator_type, coordinator_key)",
+        "wrapped by `coordinator_lookups_survive_a_lost_broker`",
+    ),
+    Internal(
         "faust.stores.rocksdb:Store",
         "_db_for_partition",
         "method",
@@ -519,6 +526,38 @@ def idempotent_producers() -> None:
 
     idempotent._idempotent = True  # type: ignore[attr-defined]
     _replace(Producer, "_settings_extra", idempotent)
+
+
+def coordinator_lookups_survive_a_lost_broker() -> None:
+    """aiokafka 0.14.0, exactly_once: a lost connection while finding a coordinator crashes the worker.
+
+    `Sender._find_coordinator` retries when the coordinator is not available
+    or its node not ready, but a connection closed under the request (the
+    broker it asked was SIGKILLed) becomes a bare `KafkaError` that ends the
+    sender routine, the producer and then the worker (aio-libs/aiokafka#1151).
+    Retried like the errors it already retries: refresh the metadata, back
+    off, ask again (another broker answers).
+    """
+    from aiokafka.errors import KafkaConnectionError, KafkaError  # noqa: PLC0415
+    from aiokafka.producer.sender import Sender  # noqa: PLC0415
+
+    original = Sender._find_coordinator
+    if getattr(original, "_survives_a_lost_broker", False):
+        return
+
+    async def find_coordinator(self: Any, coordinator_type: Any, coordinator_key: Any) -> Any:
+        while True:
+            try:
+                return await original(self, coordinator_type, coordinator_key)
+            except KafkaError as exc:
+                if not isinstance(exc.__cause__, KafkaConnectionError):
+                    raise
+                log.warning("finding the %s coordinator: %r; retrying", coordinator_type, exc.__cause__)
+                await self.client.force_metadata_update()
+                await asyncio.sleep(self._retry_backoff)
+
+    find_coordinator._survives_a_lost_broker = True  # type: ignore[attr-defined]
+    _replace(Sender, "_find_coordinator", find_coordinator)
 
 
 # Reads: what the service asks of Faust's objects beyond their public API.

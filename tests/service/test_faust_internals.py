@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import inspect
 import logging
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.producer.sender import Sender
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from aiokafka.util import commit_structure_validate
 from faust.transport.consumer import Consumer
@@ -280,3 +285,42 @@ def test_the_static_rule_catches_a_private_read_and_a_monkeypatch() -> None:
     used = sorted(_private_names_used(offending))
     assert used == [(1, "_ensure_TP"), (3, "_commit_tps"), (4, "_committed_offset"), (4, "_trn_locks")]
     assert all(name not in defined for _, name in used)
+
+
+class FlakyCoordinatorLookups:
+    """What `Sender._find_coordinator` asks of its client: the first lookups lose their connection."""
+
+    def __init__(self, lost: int) -> None:
+        self.lost = lost
+        self.lookups = 0
+        self.metadata_updates = 0
+
+    async def coordinator_lookup(self, coordinator_type: Any, coordinator_key: Any) -> int:
+        self.lookups += 1
+        if self.lookups <= self.lost:
+            raise KafkaConnectionError("Connection at 127.0.0.1:29094 closed")
+        return 3
+
+    async def ready(self, node_id: int, group: Any = None) -> bool:
+        return True
+
+    async def force_metadata_update(self) -> bool:
+        self.metadata_updates += 1
+        return True
+
+
+def test_a_coordinator_lookup_that_loses_its_connection_is_retried_not_fatal() -> None:
+    """aiokafka#1151: a broker SIGKILLed under a FindCoordinator request stopped the worker (the cluster test)."""
+
+    def sender(client: FlakyCoordinatorLookups) -> Any:
+        return SimpleNamespace(client=client, _txn_manager=object(), _coordinators={}, _retry_backoff=0)
+
+    original = inspect.unwrap(Sender._find_coordinator)
+    with pytest.raises(KafkaError, match=r"Connection at 127\.0\.0\.1:29094 closed"):
+        asyncio.run(original(sender(FlakyCoordinatorLookups(lost=1)), "group", "g"))
+    faust_internals.coordinator_lookups_survive_a_lost_broker()
+    client = FlakyCoordinatorLookups(lost=2)
+    assert asyncio.run(Sender._find_coordinator(sender(client), "group", "g")) == 3
+    assert (client.lookups, client.metadata_updates) == (3, 2)
+    faust_internals.coordinator_lookups_survive_a_lost_broker()  # applied once, however often called
+    assert inspect.unwrap(Sender._find_coordinator) is original
