@@ -24,7 +24,15 @@ from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
 from streams.service.poison_records import PoisonRecords
-from streams.service.records import ErasureFields, Marker, UpdateFields, encode_owner_record, source_name
+from streams.service.records import (
+    ErasureFields,
+    Marker,
+    UpdateFields,
+    encode_owner_record,
+    source_name,
+    source_partition,
+    source_topic,
+)
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
@@ -115,24 +123,28 @@ class Rekeyer:
                 dead.append((event, rejected))
                 consumed(message.topic, "invalid").inc()
                 continue
-            if message.topic == erasure_topic:
-                self._take_erasure(event, index, latest_ts, dead, erasures)
-                continue
             try:
-                interaction = decode_event(event.value or b"", max_bytes)
+                erasure = decode_erasure(event.value or b"") if message.topic == erasure_topic else None
+                if erasure is not None:
+                    ts, kind = erasure.ts, "erasure"
+                else:
+                    interaction = decode_event(event.value or b"", max_bytes)
+                    ts, kind = interaction.ts, INTERACTION_TYPES[interaction.type]
             except InvalidEvent as exc:
                 dead.append((event, exc))
                 consumed(message.topic, "invalid").inc()
                 continue
-            ts = interaction.ts
             if ts > latest_ts:
                 detail = f"{ts - now_ms} ms ahead of the wall clock (max_future_ms {max_future})"
                 dead.append((event, InvalidEvent(Reason.TS_IN_FUTURE, "ts", detail)))
                 consumed(message.topic, "invalid").inc()
                 continue
-            consumed(message.topic, INTERACTION_TYPES[interaction.type]).inc()
+            consumed(message.topic, kind).inc()
             if ts > seen.get(source, ts - 1):
-                seen[source] = ts
+                seen[source] = ts  # an erasure's too: no owner watermark passes it before it arrives
+            if erasure is not None:
+                erasures.append([erasure.user, ts, index, message.offset])
+                continue
             actor, target = interaction.actor, interaction.target
             if actor == target:
                 self_count += 1
@@ -147,33 +159,6 @@ class Rekeyer:
         if self_count:
             self.metrics.self_interactions.inc(self_count)
         return Split(by_partition, list(touched), erasures)
-
-    def _take_erasure(
-        self,
-        event: EventT[Any],
-        index: int,
-        latest_ts: int,
-        dead: list[tuple[EventT[Any], InvalidEvent]],
-        erasures: list[ErasureFields],
-    ) -> None:
-        """Validate one record of the erasures topic into `erasures`, or `dead` (also past `max_future_ms`)."""
-        message = event.message
-        source = source_name(message.topic, message.partition)
-        try:
-            erasure = decode_erasure(event.value or b"")
-        except InvalidEvent as exc:
-            dead.append((event, exc))
-            self._consumed_counter(message.topic, "invalid").inc()
-            return
-        if erasure.ts > latest_ts:
-            detail = f"{erasure.ts - latest_ts} ms beyond max_future_ms ahead of the wall clock"
-            dead.append((event, InvalidEvent(Reason.TS_IN_FUTURE, "ts", detail)))
-            self._consumed_counter(message.topic, "invalid").inc()
-            return
-        self._consumed_counter(message.topic, "erasure").inc()
-        if erasure.ts > self._seen.get(source, erasure.ts - 1):
-            self._seen[source] = erasure.ts  # its marker: no owner watermark passes it before it arrives
-        erasures.append([erasure.user, erasure.ts, index, message.offset])
 
     def _consumed_counter(self, topic: str, kind: str) -> Any:
         """The `events_consumed_total{topic, type}` child, looked up once per label pair."""
@@ -223,7 +208,7 @@ class Rekeyer:
         watermark back. Its requests are rare, so waiting `idle_timeout` after every start and
         rebalance would only delay alerts (with the event clock) and guard against nothing.
         """
-        if source.rsplit(":", 1)[0] == self.settings.topic_erasures:
+        if source_topic(source) == self.settings.topic_erasures:
             return True
         now = time.monotonic()
         last = self.last_record_at.setdefault(source, now)
@@ -388,8 +373,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         """exactly_once: each input partition's updates, erasures and marker go in the transaction of its offsets."""
         sources, by_partition = split.sources, split.by_partition
         for source in markers.keys() | set(sources):
-            topic, input_partition = source.rsplit(":", 1)
-            tid = transactions.transactional_id(topic, int(input_partition))
+            tid = transactions.transactional_id(source_topic(source), source_partition(source))
             if tid is None or not transactions.is_open(tid):
                 return False
             index = sources.index(source) if source in sources else -1
@@ -397,9 +381,9 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             async with transactions.lock(tid):
                 if not transactions.is_open(tid):
                     return False
+                marker = rekeyer.source_markers(markers, source)
                 for partition in range(settings.partitions):
                     updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
-                    marker = rekeyer.source_markers(markers, source)
                     named = [source] if updates or erasures else []
                     value = encode_owner_record(named, updates, marker, erasures)
                     try:

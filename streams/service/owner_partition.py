@@ -15,7 +15,7 @@ from streams.engine.events import RowUpdate
 from streams.engine.row import Row
 from streams.engine.watermark import WatermarkTracker
 from streams.service.erasure_log import ErasureLog
-from streams.service.records import OwnerRecord, input_position
+from streams.service.records import OwnerRecord, input_position, source_topic
 from streams.settings import Settings
 
 __all__ = ["Checkpoint", "OwnerPartition", "Resume"]
@@ -201,7 +201,7 @@ class OwnerPartition(Generic[Handle]):
             settings.allowed_lateness_ms,
             settings.clock == "hybrid",
             settings.idle_claim_ms(),
-            control_sources=[s for s in sources if s.rsplit(":", 1)[0] == settings.topic_erasures],
+            control_sources=[s for s in sources if source_topic(s) == settings.topic_erasures],
         )
         self.resume = resume
         self.received: dict[str, int] = {}

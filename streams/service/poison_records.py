@@ -20,7 +20,14 @@ from streams.service.cloudevents import event_source
 from streams.service.dead_letter import DeadLetter, ProcessingError, dead_letter
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
-from streams.service.records import OwnerRecord, UpdateFields, input_position, source_name
+from streams.service.records import (
+    OwnerRecord,
+    UpdateFields,
+    input_position,
+    source_name,
+    source_partition,
+    source_topic,
+)
 from streams.settings import Settings
 
 __all__ = [
@@ -391,8 +398,12 @@ class PoisonRecords:
         source, offset = self._position(update)
         if source is None:
             return None
-        topic, partition = source.rsplit(":", 1)
-        return Site(topic, int(partition), offset, IN_HALF if update.direction == IN else OUT_HALF)
+        return Site(
+            source_topic(source),
+            source_partition(source),
+            offset,
+            IN_HALF if update.direction == IN else OUT_HALF,
+        )
 
     def _position(self, update: RowUpdate) -> tuple[str | None, int]:
         """An update's input partition and offset, from its position (`records.input_position`)."""

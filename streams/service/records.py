@@ -16,6 +16,8 @@ __all__ = [
     "encode_owner_record",
     "input_position",
     "source_name",
+    "source_partition",
+    "source_topic",
 ]
 
 # [ts, event_id, owner, contact, direction, type, source index, input offset]
@@ -37,6 +39,16 @@ _JSON_OBJECT = ord("{")
 def source_name(topic: str, partition: int) -> str:
     """How records name an input partition."""
     return f"{topic}:{partition}"
+
+
+def source_topic(source: str) -> str:
+    """The topic of an input partition named by `source_name`."""
+    return source.rsplit(":", 1)[0]
+
+
+def source_partition(source: str) -> int:
+    """The partition of an input partition named by `source_name`."""
+    return int(source.rsplit(":", 1)[1])
 
 
 def input_position(source: str, offset: int) -> int:
