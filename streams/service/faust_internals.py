@@ -20,7 +20,7 @@ __all__ = [
     "INTERNALS",
     "FrameworkMismatch",
     "Internal",
-    "ack_offset",
+    "ack_offsets",
     "changelog_sent_callback",
     "check_faust_internals",
     "commit_every_transaction",
@@ -178,11 +178,18 @@ INTERNALS: tuple[Internal, ...] = (
         "committed offsets without a broker round trip (`consumer_committed_offsets`)",
     ),
     Internal(
+        "faust.transport.consumer:Consumer",
+        "_gap",
+        "instance attribute",
+        None,
+        "offsets Faust saw skipped and counts as acked: chopped where `ack_offsets` acks them itself",
+    ),
+    Internal(
         "faust.transport.drivers.aiokafka:Consumer",
         "ack",
         "method",
         "(self, message)",
-        "acks a Message built here (`ack_offset`)",
+        "acks a Message built here (`ack_offsets`)",
     ),
     Internal(
         "faust.types.tuples:Message",
@@ -191,7 +198,7 @@ INTERNALS: tuple[Internal, ...] = (
         "(self, topic, partition, offset, timestamp, timestamp_type, headers, key, value, checksum,"
         " serialized_key_size=None, serialized_value_size=None, tp=None, time_in=None, time_out=None,"
         " time_total=None, generation_id=None)",
-        "built with positional arguments (`ack_offset`)",
+        "built with positional arguments (`ack_offsets`)",
     ),
     Internal(
         "faust.transport.drivers.aiokafka:Producer",
@@ -591,17 +598,28 @@ def consumer_committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     return found
 
 
-def ack_offset(consumer: Any, topic: str, partition: int, offset: int) -> None:
-    """Ack `topic[partition]@offset` in Faust's consumer as if it had delivered it.
+def ack_offsets(consumer: Any, topic: str, partition: int, offsets: range) -> None:
+    """Ack `topic[partition]` at `offsets` in Faust's consumer as if it had delivered them.
 
-    Its `tp` is aiokafka's `TopicPartition`, as on the messages Faust delivers:
+    Their `tp` is aiokafka's `TopicPartition`, as on the messages Faust delivers:
     a partition's first ack makes it the key of Faust's acked offsets, and under
     exactly_once Faust hands those keys to aiokafka's `send_offsets_to_transaction`
     as they are, which refuses Faust's own `TP` (`TypeError: Key should be
     TopicPartition instance`: the consumer crashed).
+
+    Faust may have seen the same offsets skipped (a record delivered past its
+    read offset) and recorded them as a gap, which it adds to the acked offsets
+    when it commits. Acked here as well, each would be there twice, and Faust
+    commits only up to the first repeat: the partition's committed offset then
+    crept on by one offset per commit (seen: an input partition 534 records
+    behind three minutes after the last rebalance). So the gap is chopped first.
     """
     tp = TopicPartition(topic, partition)
-    consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        gaps.chop(offsets.start, offsets.stop)
+    for offset in offsets:
+        consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
 
 
 def partition_databases(store: Any) -> Callable[[int], Any] | None:

@@ -19,7 +19,7 @@ from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
-from streams.service.input_gate import InputGate, RefetchedEvent, ack_refetched, seeked_offsets
+from streams.service.input_gate import InputGate, RefetchedEvent, Sorted, ack_refetched, seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
@@ -37,7 +37,7 @@ from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
-__all__ = ["Rekeyer", "Split", "register_ingest", "wall_clock_ms"]
+__all__ = ["Rekeyer", "Split", "register_ingest", "wall_clock_ms", "with_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,9 @@ class Rekeyer:
         the records sent since that offset were aborted with their
         transaction, so progress claimed from them (max event time, offsets
         queued) would let markers run ahead of what the owner partitions see.
+        So is when each was last heard from: records may reach a partition
+        while another worker reads it, and a clock kept from before would
+        call it quiet at once when it comes back, before `idle_timeout`.
         """
         self.rebalancing = True
         self.revocations += 1
@@ -275,6 +278,7 @@ class Rekeyer:
         self._seen.clear()
         self.sent.clear()
         self.next_offset.clear()
+        self.last_record_at.clear()
         return markers
 
     def overtaken(self, markers: dict[str, Marker], revocations: int) -> dict[str, Marker]:
@@ -290,6 +294,35 @@ class Rekeyer:
 
 NOTHING = Split({}, [], [])
 """A split with no updates and no erasures: what markers alone go with."""
+
+
+async def with_missing(batch: Sorted, settings: Settings) -> list[Any]:
+    """The batch's events to send, with the offsets the consumer did not deliver read from the broker
+    and put in their place: each input partition's records stay in offset order."""
+    if not batch.missing:
+        return batch.send
+    found: list[Any] = []
+    for (topic, partition), ranges in sorted(batch.missing.items()):
+        for start, end in ranges:
+            records = await asyncio.to_thread(read_range, settings, topic, partition, start, end)
+            found += [RefetchedEvent.of(topic, partition, r.offset, r.key, r.value) for r in records]
+            log.warning(
+                "input %s[%d]: offsets %d..%d were not delivered before offset %d; read %d from the broker",
+                topic,
+                partition,
+                start,
+                end - 1,
+                end,
+                len(records),
+                extra={"topic": topic, "partition": partition, "offset": start},
+            )
+    return sorted([*found, *batch.send], key=_input_position)
+
+
+def _input_position(event: Any) -> tuple[str, int, int]:
+    """Where an input record is: topic, partition, offset."""
+    message = event.message
+    return message.topic, message.partition, message.offset
 
 
 def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
@@ -342,23 +375,6 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
     offsets = broker_offsets(app, settings)
 
-    async def read_missing(missing: dict[tuple[str, int], tuple[int, int]]) -> list[Any]:
-        """Records between a partition's next offset and its first event in the batch, read from the broker."""
-        found: list[Any] = []
-        for (topic, partition), (start, end) in sorted(missing.items()):
-            records = await asyncio.to_thread(read_range, settings, topic, partition, start, end)
-            found += [RefetchedEvent.of(topic, partition, r.offset, r.key, r.value) for r in records]
-            log.warning(
-                "input %s[%d]: offsets %d..%d came before the first record sent; read %d from the broker",
-                topic,
-                partition,
-                start,
-                end - 1,
-                len(records),
-                extra={"topic": topic, "partition": partition, "offset": start},
-            )
-        return found
-
     async def send_to_every_partition(split: Split, markers: dict[str, Marker]) -> bool:
         """Updates, erasures and markers to every owner partition; False if a transaction went away (rebalance)."""
         if transactions.enabled:
@@ -404,7 +420,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
             batch = gate.sort(fetched)
             for event in batch.ack_only:
                 await stream.ack(event)
-            events = await read_missing(batch.missing) + batch.send
+            events = await with_missing(batch, settings)
             if not events:
                 continue
             dead: list[tuple[EventT[Any], InvalidEvent]] = []
@@ -457,8 +473,9 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
-            for (topic, partition), (start, end) in batch.missing.items():
-                ack_refetched(app.consumer, topic, partition, range(start, end))
+            for (topic, partition), ranges in batch.missing.items():
+                for start, end in ranges:
+                    ack_refetched(app.consumer, topic, partition, range(start, end))
             for event in batch.send:
                 await stream.ack(event)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)

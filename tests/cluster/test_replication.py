@@ -31,6 +31,9 @@ from tests.service.test_faults import (
 pytestmark = pytest.mark.cluster
 
 REPLICATED: dict[str, Any] = {"replication_factor": 3, "min_insync_replicas": 2}
+IDLE_THROUGH_FAILOVER_MS = 30_000
+"""`idle_timeout_ms` here: longer than a partition is silent while its leader fails over (its records wait in
+the producer). Called idle meanwhile, it would let the watermark pass them, and they would arrive late."""
 
 
 def replication(settings: Settings, topics: list[str]) -> dict[str, tuple[set[int], str, str]]:
@@ -73,7 +76,9 @@ def test_a_broker_sigkilled_mid_stream_costs_no_alert(
 ) -> None:
     lines = collegemsg_lines(20_000)
     want, _ = replay_alerts(lines, **FAST)
-    topic_set = topic_factory(3, **FAST, **REPLICATED, processing_guarantee=guarantee)
+    topic_set = topic_factory(
+        3, **FAST, **REPLICATED, idle_timeout_ms=IDLE_THROUGH_FAILOVER_MS, processing_guarantee=guarantee
+    )
     settings = topic_set.settings
     worker = worker_factory(topic_set, "w1")
     wait_until(lambda: serving(worker), 90, "the worker's web port")

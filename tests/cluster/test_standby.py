@@ -36,6 +36,9 @@ SESSION_TIMEOUT_MS = 6000
 """How long the group waits for the SIGKILLed worker before it rebalances: part of both failover times."""
 FIRST = 15_000
 """Events streamed before the kill; the rest of the 20k after the survivor took over."""
+IDLE_TIMEOUT_MS = 60_000
+"""Longer than the pause between the two halves (settling, the kill, the failover): input partitions called
+idle then would let the first records of the second half move the watermark past the others, made late."""
 
 
 def query(worker: Worker, owner: str) -> tuple[int, str, dict[str, Any]]:
@@ -118,6 +121,7 @@ def test_the_survivor_serves_a_sigkilled_workers_partitions(
         **REPLICATED,
         standby_replicas=standby_replicas,
         session_timeout_ms=SESSION_TIMEOUT_MS,
+        idle_timeout_ms=IDLE_TIMEOUT_MS,
     )
     changelog = rows_changelog_topic_name(topic_set.settings)
     doomed, survivor = worker_factory(topic_set, "doomed"), worker_factory(topic_set, "survivor")

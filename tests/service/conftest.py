@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from streams.kafka_admin import bootstrap_servers, create_topics
 from streams.service.topology import owner_updates_topic_name
@@ -208,6 +210,20 @@ class GroupProgress:
         return all(self.owner_committed.get(p, 0) >= end for p, end in ends.items())
 
 
+def committed_offsets(admin: KafkaAdminClient, group: str, timeout_s: float = 60.0) -> dict[Any, Any]:
+    """The group's committed offsets; a retriable error (the group's coordinator moving or loading, as after a
+    broker of a cluster restarted) is asked again, until `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found: dict[Any, Any] = admin.list_group_offsets({group: None}).get(group, {})
+            return found
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def group_progress(topic_set: TopicSet) -> GroupProgress:
     """The consumer group's committed offsets and the end offsets of its topics, from the broker."""
     settings = topic_set.settings
@@ -215,7 +231,7 @@ def group_progress(topic_set: TopicSet) -> GroupProgress:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(BROKER))
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(BROKER))
     try:
-        offsets = admin.list_group_offsets({topic_set.app_id: None}).get(topic_set.app_id, {})
+        offsets = committed_offsets(admin, topic_set.app_id)
         committed = {tp: max(meta.offset, 0) for tp, meta in offsets.items()}
         topics = [*settings.input_topics(), owner_topic, settings.topic_alerts]
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -232,11 +248,26 @@ def group_progress(topic_set: TopicSet) -> GroupProgress:
     )
 
 
+def late_events(worker: Worker) -> str:
+    """The worker's `relationships_late_events_total`, as text ("?" when it does not answer)."""
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read()
+    except OSError:
+        return "?"
+    for line in body.decode().splitlines():
+        if line.startswith("relationships_late_events_total "):
+            return line.rsplit(" ", 1)[1]
+    return "?"
+
+
 def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None) -> str:
-    """Late or lost: which workers are alive, and whether the group is still consuming (vs `earlier`)."""
+    """Late or lost: which workers are alive (and the late events each applied: an input partition idle
+    while data was still on its way makes them), and whether the group is still consuming (vs `earlier`)."""
     now = group_progress(topic_set)
     alive = ", ".join(
-        f"{w.name} {'alive' if w.process is not None and w.process.poll() is None else 'exited'}"
+        f"{w.name} alive ({late_events(w)} late events)"
+        if w.process is not None and w.process.poll() is None
+        else f"{w.name} exited"
         for w in workers
     )
     moving = earlier is not None and (

@@ -36,6 +36,7 @@ from tests.service.conftest import (
     Worker,
     describe_progress,
     group_progress,
+    late_events,
     produce_lines,
     wait_until_settled,
 )
@@ -132,6 +133,9 @@ def wait_for_ids(
     (`wait_until_settled`): the complete topic. Fails on timeout, or when nothing arrived for `stall_s` though
     the group committed all input and has since handled the owner stream past where it ended, saying what is
     missing and whether it is late or lost."""
+    # The last alerts wait for every input partition to be idle: `idle_timeout` after the last record.
+    idle_s = topic_set.settings.idle_timeout_ms / 1000
+    stall_s, timeout_s = max(stall_s, idle_s + 30), timeout_s + idle_s
     started = time.monotonic()
     earlier = group_progress(topic_set)
     owner_target: dict[int, int] | None = None  # the owner stream's ends when news first stopped
@@ -183,19 +187,22 @@ def assert_like_the_replay(
     if exactly_once:
         repeats = repeated_ids(alerts)
         assert not repeats, f"{len(repeats)} alert ids published more than once, e.g. {sorted(repeats)[:3]}"
-    assert_same_alerts(alerts, want)
+    assert_same_alerts(alerts, want, workers)
 
 
-def assert_same_alerts(got: list[dict[str, Any]], want: dict[str, dict[str, Any]]) -> None:
+def assert_same_alerts(
+    got: list[dict[str, Any]], want: dict[str, dict[str, Any]], workers: Sequence[Worker] = ()
+) -> None:
     """Deduplicated by id, the published alerts are exactly the replay's."""
     found = by_alert_id(got)
     missing = sorted(want.keys() - found.keys())
     extra = sorted(found.keys() - want.keys())
-    summary = f"{len(missing)} missing {missing[:4]}, {len(extra)} unexpected {extra[:4]}"
+    late = "".join(f"; {w.name}: {late_events(w)} late events" for w in workers)
+    summary = f"{len(missing)} missing {missing[:4]}, {len(extra)} unexpected {extra[:4]}{late}"
     assert not missing, summary
     assert not extra, summary
     different = [k for k in want if not same_alert(want[k], found[k])]
-    assert not different, f"{len(different)} differ, e.g. {want[different[0]]} vs {found[different[0]]}"
+    assert not different, f"{len(different)} differ{late}, e.g. {want[different[0]]} vs {found[different[0]]}"
 
 
 def metric(worker: Worker, name: str, labels: str = "", timeout_s: float = 5.0) -> float:

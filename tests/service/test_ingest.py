@@ -100,6 +100,20 @@ def test_a_partition_is_idle_only_after_idle_timeout_without_records() -> None:
     assert idle(rekeyer, consumer) == {SOURCE: True}
 
 
+def test_a_partition_back_from_a_rebalance_waits_idle_timeout_again() -> None:
+    # Records may reach it while another worker reads it: quiet since before the revocation proves nothing.
+    rekeyer = fresh_rekeyer(idle_timeout_ms=200)
+    queue_batch(rekeyer, range(0, 3))
+    time.sleep(0.25)
+    assert rekeyer.quiet(SOURCE)
+    rekeyer.retract_idle()
+    rekeyer.rebalancing = False  # assigned again
+    consumer = FakeConsumer(end_offset=3, committed=3, fetched=3)
+    assert idle(rekeyer, consumer) == {SOURCE: False}
+    time.sleep(0.25)
+    assert idle(rekeyer, consumer) == {SOURCE: True}
+
+
 def test_an_erasures_partition_is_idle_as_soon_as_it_is_caught_up() -> None:
     rekeyer = fresh_rekeyer(idle_timeout_ms=60_000)
     erasures = rekeyer.settings.topic_erasures

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
 
+from streams.service import ingest
 from streams.service.input_gate import InputGate, record_seeks
+from streams.settings import Settings
 
 TOPIC = "replies"
 
@@ -51,7 +55,38 @@ def test_a_first_record_past_the_seeked_offset_asks_for_the_offsets_between() ->
     gate = seeked_gate(p0=100)
     batch = gate.sort([event(246), event(247)])  # fetched before the seek, delivered after it
     assert offsets(batch.send) == [246, 247]
-    assert batch.missing == {(TOPIC, 0): (100, 246)}
+    assert batch.missing == {(TOPIC, 0): [(100, 246)]}
+
+
+def test_records_not_delivered_inside_a_batch_are_asked_for_too() -> None:
+    # Faust drops records below its read offset: a seek or a rebalance can leave some never delivered.
+    gate = seeked_gate(p0=308, p1=0)
+    batch = gate.sort([event(308), event(485), event(500), event(0, partition=1), event(501), event(503)])
+    assert offsets(batch.send) == [308, 485, 500, 0, 501, 503]
+    assert batch.missing == {(TOPIC, 0): [(309, 485), (486, 500), (502, 503)]}
+
+
+def test_records_read_from_the_broker_go_in_their_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = seeked_gate(p0=10, p1=0)
+    batch = gate.sort([event(10), event(13), event(0, partition=1), event(14)])
+    asked: list[tuple[str, int, int, int]] = []
+
+    def read(settings: Settings, topic: str, partition: int, start: int, end: int) -> list[Any]:
+        asked.append((topic, partition, start, end))
+        return [
+            SimpleNamespace(offset=o, key=None, value=b"") for o in range(start, end) if o != 12
+        ]  # a marker
+
+    monkeypatch.setattr(ingest, "read_range", read)
+    events = asyncio.run(ingest.with_missing(batch, Settings()))
+    assert asked == [(TOPIC, 0, 11, 13)]
+    assert [(e.message.partition, e.message.offset) for e in events] == [
+        (0, 10),
+        (0, 11),
+        (0, 13),
+        (0, 14),
+        (1, 0),
+    ]
 
 
 def test_records_already_sent_are_acked_only() -> None:
@@ -82,6 +117,8 @@ def test_offsets_read_from_the_broker_are_acked_in_the_consumer_one_message_each
     acked: list[tuple[TP, int, bool]] = []
 
     class Consumer:
+        _gap: dict[Any, Any] = {}
+
         def ack(self, message: Any) -> bool:
             acked.append((message.tp, message.offset, message.acked))
             return True
