@@ -248,24 +248,27 @@ def group_progress(topic_set: TopicSet) -> GroupProgress:
     )
 
 
-def late_events(worker: Worker) -> str:
-    """The worker's `relationships_late_events_total`, as text ("?" when it does not answer)."""
+def event_time_state(worker: Worker) -> str:
+    """The worker's late events (an input partition idle while data was still on its way makes them) and
+    the updates it holds back for the watermark (still held once the input is done: a watermark stuck)."""
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read()
     except OSError:
-        return "?"
+        return "metrics unavailable"
+    found = dict.fromkeys(("relationships_late_events_total", "relationships_held_updates"), "?")
     for line in body.decode().splitlines():
-        if line.startswith("relationships_late_events_total "):
-            return line.rsplit(" ", 1)[1]
-    return "?"
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = value
+    return f"{found['relationships_late_events_total']} late events, {found['relationships_held_updates']} updates held"
 
 
 def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None) -> str:
-    """Late or lost: which workers are alive (and the late events each applied: an input partition idle
-    while data was still on its way makes them), and whether the group is still consuming (vs `earlier`)."""
+    """Late or lost: which workers are alive (with their `event_time_state`), and whether the group is
+    still consuming (vs `earlier`)."""
     now = group_progress(topic_set)
     alive = ", ".join(
-        f"{w.name} alive ({late_events(w)} late events)"
+        f"{w.name} alive ({event_time_state(w)})"
         if w.process is not None and w.process.poll() is None
         else f"{w.name} exited"
         for w in workers

@@ -21,7 +21,7 @@ from tests.service.conftest import (
     TopicSet,
     Worker,
     deterministic,
-    late_events,
+    event_time_state,
     produce_lines,
     read_topic,
     wait_for_alerts,
@@ -108,7 +108,7 @@ def assert_same_alerts(
     topic_set: TopicSet, want: dict[str, dict[str, Any]], workers: Sequence[Worker] = ()
 ) -> None:
     got = deterministic(wait_for_alerts(topic_set, len(want)))
-    late = "; ".join(f"{w.name}: {late_events(w)} late events" for w in workers)
+    late = "; ".join(f"{w.name}: {event_time_state(w)}" for w in workers)
     missing = sorted(want.keys() - got.keys())[:5]
     extra = sorted(got.keys() - want.keys())[:5]
     assert not missing, f"missing {missing} ({late})"

@@ -35,8 +35,8 @@ from tests.service.conftest import (
     TopicSet,
     Worker,
     describe_progress,
+    event_time_state,
     group_progress,
-    late_events,
     produce_lines,
     wait_until_settled,
 )
@@ -197,7 +197,7 @@ def assert_same_alerts(
     found = by_alert_id(got)
     missing = sorted(want.keys() - found.keys())
     extra = sorted(found.keys() - want.keys())
-    late = "".join(f"; {w.name}: {late_events(w)} late events" for w in workers)
+    late = "".join(f"; {w.name}: {event_time_state(w)}" for w in workers)
     summary = f"{len(missing)} missing {missing[:4]}, {len(extra)} unexpected {extra[:4]}{late}"
     assert not missing, summary
     assert not extra, summary
