@@ -15,6 +15,7 @@ from streams.service.faust_internals import (
     coordinator_lookups_survive_a_lost_broker,
     high_waters_from_the_broker,
     idempotent_producers,
+    input_in_batches,
     report_commits,
     uncommitted_partitions_from_the_beginning,
 )
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> faust.App:
     """A Faust app: RocksDB tables under `data_dir`, web port on `web_host`, acks held by the agents."""
     uncommitted_partitions_from_the_beginning(lambda app, targets: record_seeks(seeked_offsets(app), targets))
     idempotent_producers()
+    input_in_batches()
     if settings.exactly_once:
         coordinator_lookups_survive_a_lost_broker()
         commit_every_transaction()

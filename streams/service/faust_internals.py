@@ -10,15 +10,16 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from aiokafka.structs import TopicPartition
-from faust.types.tuples import Message
+from faust.types.tuples import ack_lock
 
 __all__ = [
     "FRAMEWORK",
     "INTERNALS",
     "FrameworkMismatch",
+    "InputHandOff",
     "Internal",
     "ack_offsets",
     "changelog_sent_callback",
@@ -29,6 +30,7 @@ __all__ = [
     "high_waters_from_the_broker",
     "idempotent_producers",
     "in_transaction",
+    "input_in_batches",
     "is_changelog",
     "on_transaction_committed",
     "partition_database",
@@ -185,20 +187,46 @@ INTERNALS: tuple[Internal, ...] = (
         "offsets Faust saw skipped and counts as acked: chopped where `ack_offsets` acks them itself",
     ),
     Internal(
-        "faust.transport.drivers.aiokafka:Consumer",
-        "ack",
-        "method",
-        "(self, message)",
-        "acks a Message built here (`ack_offsets`)",
+        "faust.transport.consumer:Consumer",
+        "_acked",
+        "instance attribute",
+        None,
+        "acked offsets by partition, which Faust's commit reads (`ack_offsets`)",
     ),
     Internal(
-        "faust.types.tuples:Message",
-        "__init__",
+        "faust.transport.consumer:Consumer",
+        "_acked_index",
+        "instance attribute",
+        None,
+        "the same offsets as a set, against acking one twice (`ack_offsets`)",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "_n_acked",
+        "instance attribute",
+        None,
+        "acks since the last commit (`ack_offsets`)",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "_waiting_for_ack",
+        "instance attribute",
+        None,
+        "woken by an ack, as Faust's `ack` does (`ack_offsets`)",
+    ),
+    Internal(
+        "faust.transport.consumer:ThreadDelegateConsumer",
+        "_getmany",
         "method",
-        "(self, topic, partition, offset, timestamp, timestamp_type, headers, key, value, checksum,"
-        " serialized_key_size=None, serialized_value_size=None, tp=None, time_in=None, time_out=None,"
-        " time_total=None, generation_id=None)",
-        "built with positional arguments (`ack_offsets`)",
+        "(self, active_partitions, timeout)",
+        "wrapped by `input_in_batches`",
+    ),
+    Internal(
+        "faust.transport.consumer:Consumer",
+        "suspend_flow",
+        "instance attribute",
+        None,
+        "set while a rebalance stops the flow: a hand-off waiting for room gives up (`input_in_batches`)",
     ),
     Internal(
         "faust.transport.drivers.aiokafka:Producer",
@@ -567,6 +595,52 @@ def coordinator_lookups_survive_a_lost_broker() -> None:
     _replace(Sender, "_find_coordinator", find_coordinator)
 
 
+class InputHandOff(Protocol):
+    """Where `input_in_batches` hands fetched input records (`streams.service.input_batches.InputBatches`)."""
+
+    topics: frozenset[str]
+    """The topics whose records are handed off."""
+
+    async def put(self, fetched: dict[Any, list[Any]], generation: int, suspended: Any) -> None:
+        """Take one fetch's records of `topics`, by partition; `suspended` is set while a rebalance stops the flow."""
+
+
+def input_in_batches() -> None:
+    """Records of the input topics skip Faust's per-record path: each fetch hands them over as lists.
+
+    faust-streaming 0.15.3 turns every fetched record into a `Message`, then an
+    `Event` put on a stream's queue, with a task per record in its fetch loop:
+    about 70 µs of CPU per record, against a few for the ingest's own work
+    (docs/benchmarks.md). An app with `streams_input` (an `InputHandOff`)
+    gets its topics' records as aiokafka fetched them, a list per partition,
+    and acks them itself (`ack_offsets`); Faust still owns the consumer, the
+    group, the seeks and the commits. Records fetched in a consumer generation
+    that ended meanwhile are dropped, as Faust's `getmany` drops them.
+    """
+    from faust.transport.consumer import ThreadDelegateConsumer  # noqa: PLC0415
+
+    original = ThreadDelegateConsumer._getmany
+    if getattr(original, "_hands_off", False):
+        return
+
+    async def getmany_handing_off_input(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109
+        hand_off: InputHandOff | None = getattr(self.app, "streams_input", None)
+        generation = self.app.consumer_generation_id
+        records = await original(self, active_partitions, timeout)
+        if hand_off is None or not records:
+            return records
+        taken = {tp: fetched for tp, fetched in records.items() if tp.topic in hand_off.topics}
+        if not taken:
+            return records
+        kept = {tp: fetched for tp, fetched in records.items() if tp not in taken}
+        if self.app.consumer_generation_id == generation:
+            await hand_off.put(taken, generation, self.suspend_flow)
+        return kept
+
+    getmany_handing_off_input._hands_off = True  # type: ignore[attr-defined]
+    _replace(ThreadDelegateConsumer, "_getmany", getmany_handing_off_input)
+
+
 # Reads: what the service asks of Faust's objects beyond their public API.
 
 
@@ -599,13 +673,17 @@ def consumer_committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
 
 
 def ack_offsets(consumer: Any, topic: str, partition: int, offsets: range) -> None:
-    """Ack `topic[partition]` at `offsets` in Faust's consumer as if it had delivered them.
+    """Ack `topic[partition]` at `offsets` in Faust's consumer as if it had delivered and acked each one.
 
-    Their `tp` is aiokafka's `TopicPartition`, as on the messages Faust delivers:
-    a partition's first ack makes it the key of Faust's acked offsets, and under
-    exactly_once Faust hands those keys to aiokafka's `send_offsets_to_transaction`
-    as they are, which refuses Faust's own `TP` (`TypeError: Key should be
-    TopicPartition instance`: the consumer crashed).
+    Faust's own `ack` does this bookkeeping per delivered `Message`; input
+    records reach the ingest without one (`input_in_batches`), so a batch's
+    offsets are acked here as ranges: the same checks (not below the committed
+    offset, not twice) and the same lists Faust's commit reads, under the same
+    lock. Their `tp` is aiokafka's `TopicPartition`: a partition's first ack
+    makes it the key of Faust's acked offsets, and under exactly_once Faust
+    hands those keys to aiokafka's `send_offsets_to_transaction` as they are,
+    which refuses Faust's own `TP` (`TypeError: Key should be TopicPartition
+    instance`: the consumer crashed).
 
     Faust may have seen the same offsets skipped (a record delivered past its
     read offset) and recorded them as a gap, which it adds to the acked offsets
@@ -615,11 +693,21 @@ def ack_offsets(consumer: Any, topic: str, partition: int, offsets: range) -> No
     behind three minutes after the last rebalance). So the gap is chopped first.
     """
     tp = TopicPartition(topic, partition)
-    gaps = consumer._gap.get(tp)
-    if gaps:
-        gaps.chop(offsets.start, offsets.stop)
-    for offset in offsets:
-        consumer.ack(Message(topic, partition, offset, 0.0, 0, None, None, None, None, tp=tp))
+    with ack_lock:
+        gaps = consumer._gap.get(tp)
+        if gaps:
+            gaps.chop(offsets.start, offsets.stop)
+        committed = consumer._committed_offset[tp]
+        start = offsets.start if committed is None else max(offsets.start, committed)
+        index = consumer._acked_index[tp]
+        fresh = [offset for offset in range(start, offsets.stop) if offset not in index]
+        if fresh:
+            index.update(fresh)
+            consumer._acked[tp].extend(fresh)
+            consumer._n_acked += len(fresh)
+        waiting = consumer._waiting_for_ack
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
 
 def partition_databases(store: Any) -> Callable[[int], Any] | None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP
 
 from streams.engine.erasures import decode_erasure
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, TS_MAX, InvalidEvent, Reason, decode_event
@@ -19,7 +19,9 @@ from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
-from streams.service.input_gate import InputGate, RefetchedEvent, Sorted, ack_refetched, seeked_offsets
+from streams.service.faust_internals import ack_offsets
+from streams.service.input_batches import InputBatches, InputRecord, acked_runs
+from streams.service.input_gate import InputGate, Sorted, seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
@@ -87,7 +89,7 @@ class Rekeyer:
         self.poisoned: Mapping[tuple[str, int, int], InvalidEvent] = {}
         """Input records (topic, partition, offset) to reject whole: poison records (`PoisonRecords.records`)."""
 
-    def split(self, events: Sequence[EventT[Any]], dead: list[tuple[EventT[Any], InvalidEvent]]) -> Split:
+    def split(self, events: Sequence[InputRecord], dead: list[tuple[InputRecord, InvalidEvent]]) -> Split:
         """Row updates per owner partition, erasures, and the input partitions the batch touched.
 
         Invalid records, and with the hybrid clock records from the future
@@ -305,7 +307,7 @@ async def with_missing(batch: Sorted, settings: Settings) -> list[Any]:
     for (topic, partition), ranges in sorted(batch.missing.items()):
         for start, end in ranges:
             records = await asyncio.to_thread(read_range, settings, topic, partition, start, end)
-            found += [RefetchedEvent.of(topic, partition, r.offset, r.key, r.value) for r in records]
+            found += [InputRecord.of(topic, partition, r.offset, r.key, r.value) for r in records]
             log.warning(
                 "input %s[%d]: offsets %d..%d were not delivered before offset %d; read %d from the broker",
                 topic,
@@ -408,22 +410,35 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                         return False
         return True
 
+    # Faust subscribes to the input topics for this agent (group, assignment, seeks,
+    # commits, transactions), but their records skip its per-record path: the consumer
+    # hands each fetch over to `batches` (`faust_internals.input_in_batches`), and the
+    # agent acks what it has sent, as ranges of offsets.
+    batches = InputBatches(input_topics, 4 * settings.ingest_batch_size, lambda: app.consumer_generation_id)
+    app.streams_input = batches  # type: ignore[attr-defined]
+
+    def ack(records: Sequence[InputRecord]) -> None:
+        for (topic, partition), runs in acked_runs(records).items():
+            for offsets in runs:
+                ack_offsets(app.consumer, topic, partition, offsets)
+
     @app.agent(topology.interactions, name="ingest", concurrency=1, supervisor_strategy=CrashingSupervisor)
     @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000, on_error=poison.agent_failed)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        # noack_take: the batch is acked below, after its updates are queued; a batch cut
-        # short (SIGTERM, a crash) is not acked, so it is read again.
-        batches = stream.noack_take(settings.ingest_batch_size, within=within)  # type: ignore[attr-defined]
-        async for fetched in batches:
+        # Iterating the stream's topic is what subscribes Faust's consumer to it; the
+        # records come through `batches`. A batch is acked below, after its updates are
+        # queued; a batch cut short (SIGTERM, a crash) is not acked, so it is read again.
+        aiter(stream.channel)
+        while True:
+            fetched = await batches.take(settings.ingest_batch_size, within)
             started = time.perf_counter()
             revocations = rekeyer.revocations
             batch = gate.sort(fetched)
-            for event in batch.ack_only:
-                await stream.ack(event)
+            ack(batch.ack_only)
             events = await with_missing(batch, settings)
             if not events:
                 continue
-            dead: list[tuple[EventT[Any], InvalidEvent]] = []
+            dead: list[tuple[InputRecord, InvalidEvent]] = []
             await poison.refresh()
             rekeyer.poisoned = poison.records
             split = poison.split(rekeyer.split, events, dead)
@@ -473,11 +488,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
-            for (topic, partition), ranges in batch.missing.items():
-                for start, end in ranges:
-                    ack_refetched(app.consumer, topic, partition, range(start, end))
-            for event in batch.send:
-                await stream.ack(event)
+            ack(events)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     # Judging idleness asks the broker for end offsets (over a connection of its own: through the
@@ -502,6 +513,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def retract_idleness(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         gate.revoked()
+        batches.clear()
         markers = rekeyer.retract_idle()
         if not markers:
             return

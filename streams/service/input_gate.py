@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
-from streams.service.faust_internals import ack_offsets
 from streams.service.records import source_name
 
-__all__ = ["InputGate", "RefetchedEvent", "Sorted"]
+__all__ = ["InputGate", "Sorted", "record_seeks", "seeked_offsets"]
 
 Key = tuple[str, int]
 
@@ -23,27 +22,6 @@ class Sorted(NamedTuple):
     missing: dict[Key, list[tuple[int, int]]]
     """Per input partition, `(start, end)` ranges: offsets the consumer did not deliver, to read from the
     broker and send in their place (before the partition's next event in `send`)."""
-
-
-class _Message(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-
-
-class RefetchedEvent(NamedTuple):
-    """A record read straight from the broker, shaped like the parts of a Faust event the ingest reads."""
-
-    message: _Message
-    key: bytes | None
-    value: bytes | None
-
-    @classmethod
-    def of(
-        cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
-    ) -> RefetchedEvent:
-        """The event for record `topic[partition]@offset`."""
-        return cls(_Message(topic, partition, offset), key, value)
 
 
 class InputGate:
@@ -99,17 +77,6 @@ class InputGate:
             batch.send.append(event)
             expected[key] = message.offset + 1
         return batch
-
-
-def ack_refetched(consumer: Any, topic: str, partition: int, offsets: range) -> None:
-    """Mark offsets read straight from the broker as acked in Faust's consumer.
-
-    Faust never delivered them, and it commits a partition only up to its
-    first offset not acked: without this the partition's committed offset
-    stays below them for good, and under exactly_once the partition is never
-    judged idle (idleness needs every record below the end committed).
-    """
-    ack_offsets(consumer, topic, partition, offsets)
 
 
 def seeked_offsets(app: Any) -> MutableMapping[Key, int]:

@@ -43,7 +43,7 @@ from tests.service.conftest import REPO
 
 STREAMS = REPO / "streams"
 SEAM = STREAMS / "service" / "faust_internals.py"
-PATCH_MARKERS = {"_ends_every_transaction", "_reports", "_rewinds", "_idempotent"}
+PATCH_MARKERS = {"_ends_every_transaction", "_reports", "_rewinds", "_idempotent", "_hands_off"}
 """Attributes the seam sets on its own replacements so that a second `create_app` does not patch twice."""
 FOREIGN_PRIVATE_NAMES_ALLOWED = {
     "_SubParsersAction": "argparse's sub-parser type, in the CLI's annotations",
@@ -126,22 +126,6 @@ def test_a_changed_internal_refuses_the_start_naming_it_and_the_versions_written
     assert "installed: faust-streaming 0.15.3, aiokafka 0.14.0, mode-streaming 0.7.1" in message
 
 
-def test_an_offset_acked_for_faust_can_be_committed_in_a_transaction() -> None:
-    acked: list[Any] = []
-
-    class FakeConsumer:
-        _gap: dict[Any, Any] = {}
-
-        def ack(self, message: Any) -> bool:
-            acked.append(message)
-            return True
-
-    faust_internals.ack_offsets(FakeConsumer(), "in", 2, range(5, 6))
-    assert [(message.tp, message.offset) for message in acked] == [(("in", 2), 5)]
-    # What Faust's transactional commit passes the acked partitions' keys to (it crashed on Faust's TP):
-    assert commit_structure_validate({acked[0].tp: 6}) == {TopicPartition("in", 2): OffsetAndMetadata(6, "")}
-
-
 def faust_consumer(committed: dict[TP, int]) -> Any:
     """Faust's aiokafka consumer with only the bookkeeping of acks, gaps and commits set up (no broker)."""
     consumer: Any = object.__new__(faust_aiokafka.Consumer)
@@ -154,6 +138,34 @@ def faust_consumer(committed: dict[TP, int]) -> Any:
     consumer._waiting_for_ack = None
     consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
     return consumer
+
+
+def test_offsets_acked_as_ranges_are_committed_as_faust_commits_its_own_acks() -> None:
+    tp = TP("in", 2)
+    consumer = faust_consumer({tp: 5})
+    faust_internals.ack_offsets(consumer, "in", 2, range(3, 9))  # 3 and 4 are below the committed offset
+    faust_internals.ack_offsets(consumer, "in", 2, range(7, 10))  # 7 and 8 again: acked once
+    assert consumer._acked[tp] == [5, 6, 7, 8, 9]
+    assert consumer._n_acked == 5
+    assert consumer._new_offset(tp) == 10
+
+
+def test_an_offset_acked_for_faust_can_be_committed_in_a_transaction() -> None:
+    consumer = faust_consumer({})
+    faust_internals.ack_offsets(consumer, "in", 2, range(5, 6))
+    [key] = consumer._acked
+    # What Faust's transactional commit passes the acked partitions' keys to (it crashed on Faust's TP):
+    assert commit_structure_validate({key: 6}) == {TopicPartition("in", 2): OffsetAndMetadata(6, "")}
+
+
+def test_an_ack_wakes_whoever_waits_for_one() -> None:
+    async def main() -> bool:
+        consumer = faust_consumer({})
+        consumer._waiting_for_ack = asyncio.get_running_loop().create_future()
+        faust_internals.ack_offsets(consumer, "in", 0, range(1))
+        return bool(consumer._waiting_for_ack.done())
+
+    assert asyncio.run(main())
 
 
 def test_offsets_faust_saw_skipped_and_acked_here_are_committed_in_one_go() -> None:

@@ -107,21 +107,3 @@ def test_a_revocation_closes_the_gate_until_the_next_seek() -> None:
     record_seeks(gate.seeked, {TopicPartition(TOPIC, 0): 100})  # nothing was committed
     batch = gate.sort([event(100), event(7, partition=1)])
     assert offsets(batch.send) == [100]  # partition 1 has not been seeked yet
-
-
-def test_offsets_read_from_the_broker_are_acked_in_the_consumer_one_message_each() -> None:
-    from faust.types import TP  # noqa: PLC0415
-
-    from streams.service.input_gate import ack_refetched  # noqa: PLC0415
-
-    acked: list[tuple[TP, int, bool]] = []
-
-    class Consumer:
-        _gap: dict[Any, Any] = {}
-
-        def ack(self, message: Any) -> bool:
-            acked.append((message.tp, message.offset, message.acked))
-            return True
-
-    ack_refetched(Consumer(), "in", 2, range(5, 8))
-    assert acked == [(TP("in", 2), 5, False), (TP("in", 2), 6, False), (TP("in", 2), 7, False)]
