@@ -2,12 +2,17 @@
 
 The clock runs from the worker processes' start until every alert of the replay and
 the last row write in the changelog are readable (no row record for 3 s after it).
+A bare Faust agent that only parses each record (`bench/bare_faust.py`) is measured
+in the same run: the ceiling of Faust's own per-record path, which the service's
+input no longer takes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.drain import drain, expected_output
-from bench.harness import deployment, produce, settings_for
+from bench.harness import REPO, deployment, produce, settings_for
 from bench.results import Recorder
 from bench.workloads import collegemsg, mentions
 from streams.kafka_admin import bootstrap_servers
@@ -49,19 +54,35 @@ async def bare_consumer(settings: Settings, expected: int) -> float:
         await consumer.stop()
 
 
+def bare_faust(settings: Settings, expected: int) -> float:
+    """Records/s of a bare Faust agent that only parses the input records (`bench.bare_faust`, its own process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bare-faust.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.bare_faust", "--broker", settings.broker,
+             "--topics", ",".join(settings.input_topics()), "--records", str(expected), "--out", str(out)],
+            cwd=REPO, capture_output=True, timeout=900, check=True,
+        )  # fmt: skip
+        eps: float = json.loads(out.read_bytes())["eps"]
+    return eps
+
+
 def measure(name: str, lines: list[bytes], workers: int, partitions: int) -> dict[str, Any]:
-    """One deployment: produce, drain with a bare consumer, then with `workers` workers."""
+    """One deployment: produce, drain with a bare consumer and a bare Faust agent, then with `workers` workers."""
     env = deployment(partitions)
     expected = expected_output(lines, env)
     produce(env, lines)
     bare = asyncio.run(bare_consumer(settings_for(env), len(lines)))
+    faust_eps = bare_faust(settings_for(env), len(lines))
     with tempfile.TemporaryDirectory() as tmp:
         drained = drain(env, workers, expected, Path(tmp)).figures()
     service = drained["eps_from_start"]
+    after_first = drained["eps_after_first_applied"]
     return {
         "workload": name, "events": len(lines), "partitions": partitions, "workers": workers,
         "bare_consumer_eps": round(bare), "service_eps": service, "ratio": round(service / bare, 4),
-        "ratio_after_first_applied": round(drained["eps_after_first_applied"] / bare, 4), "drain": drained,
+        "ratio_after_first_applied": round(after_first / bare, 4), "drain": drained,
+        "bare_faust_eps": round(faust_eps), "ratio_to_bare_faust_after_first_applied": round(after_first / faust_eps, 3),
     }  # fmt: skip
 
 
@@ -95,7 +116,9 @@ def main() -> int:
             f"{run['bare_consumer_eps']:>9,} events/s | service {run['service_eps']:>7,} events/s from the "
             f"worker start to all {drained['alerts']:,} alerts and row writes out ({drained['done_s']} s) "
             f"| ratio {run['ratio']:.4f}; after the first applied event ({drained['first_applied_s']} s): "
-            f"{drained['eps_after_first_applied']:,} events/s, ratio {run['ratio_after_first_applied']:.4f}\n"
+            f"{drained['eps_after_first_applied']:,} events/s, ratio {run['ratio_after_first_applied']:.4f}; "
+            f"bare Faust agent {run['bare_faust_eps']:,} records/s, ratio after the first applied event "
+            f"{run['ratio_to_bare_faust_after_first_applied']:.3f}\n"
         )
         out.flush()
     recorder.save({"runs": runs})

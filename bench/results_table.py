@@ -30,8 +30,10 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{run['partitions']} partitions, {drained['alerts']:,} alerts)",
             f"{run['service_eps']:,} events/s from the worker start to all output out ({drained['done_s']} s); "
             f"{drained['eps_after_first_applied']:,} events/s after the first applied event ({drained['first_applied_s']} s)",
-            f"bare aiokafka consumer {run['bare_consumer_eps']:,} events/s",
-            f"{run['ratio']:.4f}; {run['ratio_after_first_applied']:.4f}",
+            f"bare aiokafka consumer {run['bare_consumer_eps']:,} events/s"
+            + (f"; bare Faust agent {run['bare_faust_eps']:,} records/s" if "bare_faust_eps" in run else ""),
+            f"{run['ratio']:.4f}; {run['ratio_after_first_applied']:.4f}"
+            + (f"; {run['ratio_to_bare_faust_after_first_applied']:.2f} of bare Faust" if "bare_faust_eps" in run else ""),
         ))  # fmt: skip
     if latency := results.get("latency"):
         rows.append((

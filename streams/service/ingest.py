@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -19,6 +18,7 @@ from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
 from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
+from streams.service.delivery import Delivery
 from streams.service.faust_internals import ack_offsets
 from streams.service.input_batches import InputBatches, InputRecord, acked_runs
 from streams.service.input_gate import InputGate, Sorted, seeked_offsets
@@ -29,17 +29,15 @@ from streams.service.poison_records import PoisonRecords
 from streams.service.records import (
     ErasureFields,
     Marker,
+    Split,
     UpdateFields,
-    encode_owner_record,
     source_name,
-    source_partition,
     source_topic,
 )
 from streams.service.topology import Topology
-from streams.service.transactions import TransactionGone, Transactions
 from streams.settings import Settings
 
-__all__ = ["Rekeyer", "Split", "register_ingest", "wall_clock_ms", "with_missing"]
+__all__ = ["Rekeyer", "register_ingest", "wall_clock_ms", "with_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +45,6 @@ log = logging.getLogger(__name__)
 def wall_clock_ms() -> int:
     """The wall clock, epoch ms."""
     return int(time.time() * 1000)
-
-
-class Split(NamedTuple):
-    """One input batch, split for the owner partitions."""
-
-    by_partition: dict[int, list[UpdateFields]]
-    """Row updates per owner partition, in input order."""
-    sources: list[str]
-    """Input partitions the batch touched, erasures' included: updates and erasures index it."""
-    erasures: list[ErasureFields]
-    """Erasure requests (docs/semantics.md §9): every owner partition gets each one."""
 
 
 class Rekeyer:
@@ -366,49 +353,16 @@ async def _idle_sources(
     return idle
 
 
-def register_ingest(app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> Rekeyer:
+def register_ingest(
+    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, delivery: Delivery
+) -> Rekeyer:
     """Register the ingest agent on the three input topics and its heartbeat timer."""
     rekeyer = Rekeyer(settings, metrics)
     poison = PoisonRecords(settings, "ingest", topology.input_partitions)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.source_topics())
-    transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
-    owner_topic = topology.owner_updates.get_topic_name()
     gate = InputGate(seeked_offsets(app), rekeyer.next_offset)
     offsets = broker_offsets(app, settings)
-
-    async def send_to_every_partition(split: Split, markers: dict[str, Marker]) -> bool:
-        """Updates, erasures and markers to every owner partition; False if a transaction went away (rebalance)."""
-        if transactions.enabled:
-            return await send_per_source(split, markers)
-        sources, by_partition, erasures = split.sources, split.by_partition, split.erasures
-        for partition in range(settings.partitions):
-            value = encode_owner_record(sources, by_partition.get(partition, []), markers, erasures)
-            await topology.owner_updates.send(partition=partition, value=value)
-        return True
-
-    async def send_per_source(split: Split, markers: dict[str, Marker]) -> bool:
-        """exactly_once: each input partition's updates, erasures and marker go in the transaction of its offsets."""
-        sources, by_partition = split.sources, split.by_partition
-        for source in markers.keys() | set(sources):
-            tid = transactions.transactional_id(source_topic(source), source_partition(source))
-            if tid is None or not transactions.is_open(tid):
-                return False
-            index = sources.index(source) if source in sources else -1
-            erasures = [[*e[:2], 0, e[3]] for e in split.erasures if e[2] == index]
-            async with transactions.lock(tid):
-                if not transactions.is_open(tid):
-                    return False
-                marker = rekeyer.source_markers(markers, source)
-                for partition in range(settings.partitions):
-                    updates = [[*u[:6], 0, u[7]] for u in by_partition.get(partition, []) if u[6] == index]
-                    named = [source] if updates or erasures else []
-                    value = encode_owner_record(named, updates, marker, erasures)
-                    try:
-                        await transactions.send(tid, owner_topic, value, partition=partition)
-                    except TransactionGone:
-                        return False
-        return True
 
     # Faust subscribes to the input topics for this agent (group, assignment, seeks,
     # commits, transactions), but their records skip its per-record path: the consumer
@@ -419,8 +373,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
 
     def ack(records: Sequence[InputRecord]) -> None:
         for (topic, partition), runs in acked_runs(records).items():
-            for offsets in runs:
-                ack_offsets(app.consumer, topic, partition, offsets)
+            for run in runs:
+                ack_offsets(app.consumer, topic, partition, run)
 
     @app.agent(topology.interactions, name="ingest", concurrency=1, supervisor_strategy=CrashingSupervisor)
     @stops_the_worker_on_error(settings.shutdown_timeout_ms / 1000, on_error=poison.agent_failed)
@@ -455,19 +409,7 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     now_ms,
                     event_source(settings.app_id),
                 )
-                tid = transactions.transactional_id(message.topic, message.partition)
-                if tid is None:
-                    await topology.dead_letters.send(
-                        key=letter.key, value=letter.value, headers=letter.headers
-                    )
-                else:
-                    async with transactions.lock(tid):
-                        if transactions.is_open(tid):
-                            topic = topology.dead_letters.get_topic_name()
-                            with contextlib.suppress(TransactionGone):  # revoked: its next reader redoes it
-                                await transactions.send(
-                                    tid, topic, letter.value, key=letter.key, headers=letter.headers
-                                )
+                await delivery.send_dead_letter(message.topic, message.partition, letter)
                 metrics.invalid.labels(reason=error.reason.value).inc()
                 metrics.dead_letters.inc()
                 log.info(
@@ -484,7 +426,9 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
                     },
                 )
             markers = rekeyer.batch_markers(split.sources)
-            if (split.by_partition or split.erasures) and not await send_to_every_partition(split, markers):
+            if (split.by_partition or split.erasures) and not await delivery.send_updates(
+                split, markers, rekeyer.source_markers
+            ):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
@@ -502,10 +446,10 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
     async def heartbeat() -> None:
         revocations = rekeyer.revocations
         markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
-        await send_to_every_partition(NOTHING, markers)
+        await delivery.send_updates(NOTHING, markers, rekeyer.source_markers)
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:
-            await send_to_every_partition(NOTHING, retraction)
+            await delivery.send_updates(NOTHING, retraction, rekeyer.source_markers)
 
     # An idle marker outlives its writer: when input partitions move, the new reader may
     # not have read the records produced meanwhile. Take idleness back before letting go,
@@ -515,17 +459,8 @@ def register_ingest(app: faust.App, topology: Topology, settings: Settings, metr
         gate.revoked()
         batches.clear()
         markers = rekeyer.retract_idle()
-        if not markers:
-            return
-        if not transactions.enabled:
-            await send_to_every_partition(NOTHING, markers)
-            return
-        # exactly_once: the transactions of revoked partitions are gone by now (aborted, with
-        # the records their markers covered), so this record is outside them and claims no
-        # progress: only that the partitions are not idle.
-        value = encode_owner_record([], [], dict.fromkeys(markers, (None, False)))
-        for partition in range(settings.partitions):
-            await transactions.send(None, owner_topic, value, partition=partition)
+        if markers:
+            await delivery.retract_idleness(markers)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

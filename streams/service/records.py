@@ -12,6 +12,7 @@ __all__ = [
     "ErasureFields",
     "Marker",
     "OwnerRecord",
+    "Split",
     "decode_owner_record",
     "encode_owner_record",
     "input_position",
@@ -25,6 +26,18 @@ UpdateFields = list[Any]
 # [user, ts, source index, input offset]
 ErasureFields = list[Any]
 Marker = tuple[int | None, bool]  # (max event time sent, idle)
+
+
+class Split(NamedTuple):
+    """One input batch, split for the owner partitions (`Rekeyer.split`)."""
+
+    by_partition: dict[int, list[UpdateFields]]
+    """Row updates per owner partition, in input order."""
+    sources: list[str]
+    """Input partitions the batch touched, erasures' included: updates and erasures index it."""
+    erasures: list[ErasureFields]
+    """Erasure requests (docs/semantics.md §9): every owner partition gets each one."""
+
 
 OWNER_RECORD_FORMAT_VERSION = 1
 """The leading byte of the records `encode_owner_record` writes without erasures; version 0 is the bare

@@ -5,25 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 import orjson
-import rocksdict
 from faust.types import TP, EventT, TableT
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row import Row
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
-from streams.service.cloudevents import alert_headers, event_source
+from streams.service.delivery import Checkpointing, Delivery
 from streams.service.erasure_log import ErasureLog
-from streams.service.faust_internals import (
-    changelog_sent_callback,
-    on_transaction_committed,
-    partition_databases,
-)
+from streams.service.faust_internals import partition_databases
 from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition, Resume
@@ -33,7 +28,7 @@ from streams.service.records import OwnerRecord, decode_owner_record, source_nam
 from streams.service.stale_events import StaleEvents
 from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
-from streams.service.transactions import CommittedWrites, TransactionGone, Transactions
+from streams.service.transactions import TransactionGone
 from streams.settings import Settings
 
 __all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
@@ -60,25 +55,6 @@ def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes
             yield key, value
 
 
-def write_local_rows(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
-    """Put (value None: delete) keys in one partition of a raw table's store, in one RocksDB write batch."""
-    db_for_partition = partition_databases(store)
-    if db_for_partition is None:  # Faust's in-memory store
-        for key, value in records:
-            if value is None:
-                store.pop(key, None)
-            else:
-                store[key] = value
-        return
-    batch = rocksdict.WriteBatch(raw_mode=True)
-    for key, value in records:
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-    db_for_partition(partition).write(batch)
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -86,20 +62,18 @@ def _now_ms() -> int:
 class OwnerPartitions:
     """The owner partitions this worker serves, created on first use and dropped on any rebalance."""
 
-    def __init__(self, app: faust.App, topology: Topology, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, delivery: Delivery
+    ) -> None:
         self.app = app
         self.topology = topology
         self.settings = settings
         self.metrics = metrics
+        self.delivery = delivery
+        """Where alerts and checkpoints go, under the processing guarantee."""
         self.live: dict[int, OwnerPartition[EventT[Any]]] = {}
         self.checkpointed_at: dict[int, float] = {}
         self._lag_series: set[str] = set()
-        self.alerts_in_flight: list[Awaitable[Any]] = []
-        """Alerts queued but not known to be delivered: a checkpoint waits for them."""
-        self.transactions = Transactions(app, settings.exactly_once, metrics.send_errors)
-        self.unsent_alerts: dict[int, list[Alert]] = {}
-        """exactly_once: alerts held until the checkpoint whose transaction carries them."""
-        self.committed_writes = CommittedWrites(topology.rows)
         self.seeked = seeked_offsets(app)
         """Where the consumer was last seeked to, per topic partition (cleared at revocations)."""
         self.owner_topic = topology.owner_updates.get_topic_name()
@@ -193,36 +167,14 @@ class OwnerPartitions:
         dirty = part.dirty()
         if dirty >= self.settings.checkpoint_max_rows:
             return True
-        if heartbeat and (dirty or self.unsent_alerts.get(part.partition)):
+        if heartbeat and (dirty or self.delivery.has_unsent_alerts(part.partition)):
             return True
         elapsed_ms = (time.monotonic() - self.checkpointed_at[part.partition]) * 1000
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
     async def publish(self, part: OwnerPartition[EventT[Any]], alerts: list[Alert]) -> None:
-        """Queue alerts on the alert topic (exactly_once: hold them for the next checkpoint)."""
-        if not alerts:
-            return
-        if self.transactions.enabled:
-            self.unsent_alerts.setdefault(part.partition, []).extend(alerts)
-        else:
-            self.alerts_in_flight += await self._send_alerts(alerts, None)
-
-    async def _send_alerts(self, alerts: list[Alert], tid: str | None) -> list[Awaitable[Any]]:
-        """Alerts to the alert topic keyed by owner, in transaction `tid` if any; their delivery futures."""
-        topic = self.topology.alerts
-        source = event_source(self.settings.app_id)
-        deliveries = []
-        for alert in alerts:
-            key, value = alert["owner_id"].encode(), orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
-            headers = alert_headers(alert, source)
-            if tid is None:
-                deliveries.append(await topic.send(key=key, value=value, headers=headers))
-            else:
-                deliveries.append(
-                    await self.transactions.send(tid, topic.get_topic_name(), value, key=key, headers=headers)
-                )
-            self.metrics.alerts.labels(kind=alert["kind"]).inc()
-        return deliveries
+        """Alerts to the alert topic (exactly_once: held for the next checkpoint's transaction)."""
+        await self.delivery.publish_alerts(part.partition, alerts)
 
     async def catch_up(self, part: OwnerPartition[EventT[Any]], offset: int) -> None:
         """Before the record at `offset`: handle the records the consumer skipped, read from the broker.
@@ -233,7 +185,7 @@ class OwnerPartitions:
         the consumer's seek lands in it (`OwnerPartition.missing_before`).
         """
         seeked_to = self.seeked.get((self.owner_topic, part.partition))
-        missing = part.missing_before(offset, self.transactions.enabled, seeked_to)
+        missing = part.missing_before(offset, self.delivery.transactional, seeked_to)
         if missing is None:
             return
         for skipped in await self.read_skipped(part.partition, missing, offset):
@@ -250,25 +202,20 @@ class OwnerPartitions:
         commits this partition's offsets, with Faust's commit of it held off
         until they are all in: a crash aborts all or none of a checkpoint.
         """
-        tid = self.transactions.transactional_id(self.owner_topic, part.partition)
-        async with self.transactions.lock(tid):
-            if tid is not None and not self.transactions.is_open(tid):
+        async with self.delivery.checkpoint(part.partition) as writing:
+            if writing is None:
                 return  # revoked: the transaction is gone, the next owner redoes this work
             try:
-                await self._checkpoint(part, stream, tid)
+                await self._checkpoint(part, stream, writing)
             except TransactionGone:
                 part.revoked = True
 
     async def _checkpoint(
-        self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes], tid: str | None
+        self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes], writing: Checkpointing
     ) -> None:
-        if tid is not None:
-            await self._send_alerts(self.unsent_alerts.pop(part.partition, []), tid)
-        elif self.alerts_in_flight:
-            deliveries, self.alerts_in_flight = self.alerts_in_flight, []
-            await asyncio.gather(*deliveries)
-            if part.revoked:
-                return
+        await writing.flush_alerts()
+        if part.revoked:
+            return
         done = part.checkpoint()
         records = [(row_key(key), None if row is None else row.to_bytes()) for key, row in done.rows]
         if done.erasures is not None:
@@ -276,57 +223,12 @@ class OwnerPartitions:
         # Written last: a restart trusts it only together with the rows above.
         records.append((RESUME_KEY, done.resume.to_bytes()))
         # a partition revoked during an await is its new owner's to write from then on
-        await self._write_rows(part.partition, tid, records, lambda: part.revoked)
+        await writing.write_rows(records, lambda: part.revoked)
         if part.revoked:
             return
         for event in done.acks:
             await stream.ack(event)
         self.checkpointed_at[part.partition] = time.monotonic()
-
-    async def _write_rows(
-        self,
-        partition: int,
-        tid: str | None,
-        records: list[tuple[bytes, bytes | None]],
-        stopped: Callable[[], bool],
-    ) -> None:
-        """Write keys of the rows table (value None: delete it): local RocksDB, then their changelog records.
-
-        What `table[key] = value` does for each, in one RocksDB write batch and
-        as few producer batches as the records fit (`Transactions.send_batches`):
-        Faust's per-key path (a store put, a `Topic.send` and a persisted-offset
-        callback per row) was half a worker's CPU on new rows. The changelog
-        batches are flushed before any offset commit; the last one's delivery
-        advances the local store's persisted changelog offset (to that batch's
-        first offset: a restart re-reads the rest of it, which rewrites the same
-        values). Under exactly_once the records go in the transaction `tid` and
-        reach RocksDB once it commits (`CommittedWrites`); local tables are
-        rebuilt from the changelog at every start there, so no persisted offset
-        is kept.
-        """
-        table: Any = self.topology.rows
-        changelog_name = table.changelog_topic.get_topic_name()
-        if tid is not None:
-            committed_writes = self.committed_writes
-            on_transaction_committed(self.app.producer, committed_writes.committed)
-            if stopped():
-                return
-            # Held before the sends' awaits: a revocation meanwhile discards them with the
-            # transaction (`drop_all`). Held after, they would outlive its abort and reach
-            # RocksDB at the next commit of the same transactional id (the partition's).
-            for key, value in records:
-                committed_writes.add(tid, partition, key, value)  # to RocksDB once committed
-            await self.transactions.send_batches(tid, changelog_name, partition, records, stopped)
-            return
-        write_local_rows(table.data, partition, records)
-        deliveries = await self.transactions.send_batches(None, changelog_name, partition, records, stopped)
-        if deliveries:
-            on_sent = changelog_sent_callback(table)
-            deliveries[-1].add_done_callback(
-                lambda delivery: (
-                    on_sent(delivery) if not delivery.cancelled() and not delivery.exception() else None
-                )
-            )
 
     def drop_all(self) -> None:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""
@@ -339,8 +241,7 @@ class OwnerPartitions:
         for part in self.live.values():
             part.revoked = True
         self.live.clear()
-        self.unsent_alerts.clear()
-        self.committed_writes.discard_all()
+        self.delivery.drop_all()
 
     def observe(self) -> None:
         """Refresh gauges over the live partitions (counters the engines keep: no row scan)."""
@@ -372,10 +273,10 @@ class OwnerPartitions:
 
 
 def register_relationships(
-    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics
+    app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, delivery: Delivery
 ) -> OwnerPartitions:
     """Register the relationship agent, the tick timer and the rebalance hooks."""
-    partitions = OwnerPartitions(app, topology, settings, metrics)
+    partitions = OwnerPartitions(app, topology, settings, metrics, delivery)
     stale_events = StaleEvents(app)
 
     @app.agent(
@@ -419,7 +320,7 @@ def register_relationships(
         stale_events.revoked()
         partitions.drop_all()
         partitions.poison.reload_later()
-        aborted = await partitions.transactions.abort_open()
+        aborted = await partitions.delivery.abort_open()
         if aborted:
             log.info(
                 "aborted %d open transactions: their work is redone from the committed offsets",

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from streams.kafka_admin import follow_the_broker
 from streams.service.app import create_app
 from streams.service.consumer_lag import ConsumerLagMonitor, register_consumer_lag
+from streams.service.delivery import Delivery, delivery_for
 from streams.service.faust_internals import check_faust_internals
 from streams.service.ingest import register_ingest
 from streams.service.logs import logging_config, setup_logging
@@ -38,9 +39,10 @@ class Service:
         self.app: faust.App = create_app(settings)
         self.app.sensors.add(SendErrorSensor(self.metrics.send_errors))
         self.topology: Topology = declare_topology(self.app, settings, input_partitions)
-        register_ingest(self.app, self.topology, settings, self.metrics)
+        self.delivery: Delivery = delivery_for(self.app, self.topology, settings, self.metrics)
+        register_ingest(self.app, self.topology, settings, self.metrics, self.delivery)
         self.owner_partitions: OwnerPartitions = register_relationships(
-            self.app, self.topology, settings, self.metrics
+            self.app, self.topology, settings, self.metrics, self.delivery
         )
         self.consumer_lag: ConsumerLagMonitor = register_consumer_lag(
             self.app, self.topology, settings, self.metrics

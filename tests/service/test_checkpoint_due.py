@@ -16,7 +16,7 @@ def due(
     part = SimpleNamespace(partition=0, dirty=lambda: dirty, replaying=lambda: replaying)
     partitions: Any = SimpleNamespace(
         settings=Settings(checkpoint_interval_ms=500, checkpoint_max_rows=100),
-        unsent_alerts={0: [{}] * held_alerts} if held_alerts else {},
+        delivery=SimpleNamespace(has_unsent_alerts=lambda partition: partition == 0 and held_alerts > 0),
         checkpointed_at={0: time.monotonic() - elapsed_ms / 1000},
     )
     return OwnerPartitions.checkpoint_due(partitions, part, heartbeat)  # type: ignore[arg-type]

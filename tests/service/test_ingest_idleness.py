@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from streams.service.ingest import Rekeyer, Split
+from streams.service.delivery import source_records
+from streams.service.ingest import Rekeyer
 from streams.service.metrics import Metrics
 from streams.service.owner_partition import OwnerPartition
-from streams.service.records import Marker, decode_owner_record, encode_owner_record
+from streams.service.records import Marker, Split, decode_owner_record
 from streams.settings import Settings
 
 SETTINGS = Settings(clock="event", partitions=1, tick_interval_ms=500)
@@ -38,15 +39,8 @@ def event(source: str, offset: int, ts: int) -> Any:
 def records_per_source(
     rekeyer: Rekeyer, split: Split, markers: dict[str, Marker], order: list[str]
 ) -> list[bytes]:
-    """The owner-partition-0 records the exactly_once ingest sends for a batch (`send_per_source`), in `order`."""
-    found = []
-    for source in order:
-        index = split.sources.index(source) if source in split.sources else -1
-        updates = [[*u[:6], 0, u[7]] for u in split.by_partition.get(0, []) if u[6] == index]
-        found.append(
-            encode_owner_record([source] if updates else [], updates, rekeyer.source_markers(markers, source))
-        )
-    return found
+    """The owner-partition-0 records the exactly_once ingest sends for a batch (`ExactlyOnce.send_updates`), in `order`."""
+    return [source_records(split, source, rekeyer.source_markers(markers, source), 1)[0] for source in order]
 
 
 def send_batch(rekeyer: Rekeyer, events: list[Any], order: list[str]) -> list[bytes]:

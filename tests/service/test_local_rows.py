@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import rocksdict
 
-from streams.service.relationships import write_local_rows
+from streams.service.delivery import write_local_rows
 
 
 def test_puts_and_deletions_land_in_the_partitions_database_only(tmp_path: Path) -> None:

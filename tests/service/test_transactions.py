@@ -52,26 +52,25 @@ def test_a_tombstone_deletes_the_key_once_its_transaction_commits() -> None:
 
 def test_rows_of_a_checkpoint_revoked_while_sending_never_reach_the_store_at_a_later_commit() -> None:
     """exactly_once: a revocation during the sends discards the checkpoint's held writes with its transaction."""
-    from streams.service.relationships import OwnerPartitions  # noqa: PLC0415
+    from streams.service.delivery import ExactlyOnce, _TransactionalCheckpoint  # noqa: PLC0415
 
     table, databases = fake_table(1)
     writes = CommittedWrites(table)
-    table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-rows-changelog")
 
     class RevokedWhileSending:
         async def send_batches(
             self, tid: str, topic: str, partition: int, records: Any, stopped: Any
         ) -> list[Any]:
-            writes.discard_all()  # what `OwnerPartitions.drop_all` does on revocation
+            writes.discard_all()  # what `ExactlyOnce.drop_all` does on revocation
             return []
 
-    owner_partitions = SimpleNamespace(
-        topology=SimpleNamespace(rows=table),
-        committed_writes=writes,
-        app=SimpleNamespace(producer=SimpleNamespace()),
-        transactions=RevokedWhileSending(),
-    )
-    records = [(b'["ann","bob"]', b"stale"), (b"__resume__", b"r")]
-    asyncio.run(OwnerPartitions._write_rows(owner_partitions, 0, "app-0-0", records, lambda: False))  # type: ignore[arg-type]
+    delivery: Any = object.__new__(ExactlyOnce)
+    delivery.committed_writes = writes
+    delivery.app = SimpleNamespace(producer=SimpleNamespace())
+    delivery.transactions = RevokedWhileSending()
+    delivery.topology = SimpleNamespace(rows=table)
+    table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-rows-changelog")
+    records: list[tuple[bytes, bytes | None]] = [(b'["ann","bob"]', b"stale"), (b"__resume__", b"r")]
+    asyncio.run(_TransactionalCheckpoint(delivery, 0, "app-0-0").write_rows(records, lambda: False))
     writes.committed("app-0-0")  # the partition came back: the same transactional id commits later work
     assert databases == [{}]
