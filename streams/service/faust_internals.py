@@ -9,6 +9,7 @@ import inspect
 import logging
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -220,6 +221,13 @@ INTERNALS: tuple[Internal, ...] = (
         "method",
         "(self, active_partitions, timeout)",
         "wrapped by `input_in_batches`",
+    ),
+    Internal(
+        "faust.sensors.monitor:Monitor",
+        "stream_inbound_time",
+        "class attribute",
+        None,
+        "when each partition last fed a stream: set for the input handed off (`input_in_batches`)",
     ),
     Internal(
         "faust.transport.consumer:Consumer",
@@ -615,7 +623,11 @@ def input_in_batches() -> None:
     gets its topics' records as aiokafka fetched them, a list per partition,
     and acks them itself (`ack_offsets`); Faust still owns the consumer, the
     group, the seeks and the commits. Records fetched in a consumer generation
-    that ended meanwhile are dropped, as Faust's `getmany` drops them.
+    that ended meanwhile are dropped, as Faust's `getmany` drops them. The
+    monitor hears of each hand-off as of a record reaching a stream: Faust
+    reports a partition whose stream has not taken a record for
+    `tp_stream_timeout_secs` while the broker holds more ("Stream has not
+    started processing").
     """
     from faust.transport.consumer import ThreadDelegateConsumer  # noqa: PLC0415
 
@@ -635,6 +647,11 @@ def input_in_batches() -> None:
         kept = {tp: fetched for tp, fetched in records.items() if tp not in taken}
         if self.app.consumer_generation_id == generation:
             await hand_off.put(taken, generation, self.suspend_flow)
+            monitor = getattr(self.app, "monitor", None)
+            if monitor is not None:  # what Faust's stream would record: else it reports the partition stuck
+                now = time.monotonic()
+                for tp in taken:
+                    monitor.stream_inbound_time[tp] = now
         return kept
 
     getmany_handing_off_input._hands_off = True  # type: ignore[attr-defined]

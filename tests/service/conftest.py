@@ -248,19 +248,30 @@ def group_progress(topic_set: TopicSet) -> GroupProgress:
     )
 
 
+def metric_samples(worker: Worker, timeout_s: float = 5.0) -> dict[str, float]:
+    """Every sample of the worker's /metrics, by its series as exposed: `name` or `name{label="value",...}`."""
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        body = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+    return samples
+
+
 def event_time_state(worker: Worker) -> str:
     """The worker's late events (an input partition idle while data was still on its way makes them) and
     the updates it holds back for the watermark (still held once the input is done: a watermark stuck)."""
     try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read()
+        samples = metric_samples(worker)
     except OSError:
         return "metrics unavailable"
-    found = dict.fromkeys(("relationships_late_events_total", "relationships_held_updates"), "?")
-    for line in body.decode().splitlines():
-        name, _, value = line.partition(" ")
-        if name in found:
-            found[name] = value
-    return f"{found['relationships_late_events_total']} late events, {found['relationships_held_updates']} updates held"
+    late, held = (
+        samples.get(name) for name in ("relationships_late_events_total", "relationships_held_updates")
+    )
+    return f"{'?' if late is None else f'{late:.0f}'} late events, {'?' if held is None else f'{held:.0f}'} updates held"
 
 
 def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.service.conftest import (
     Worker,
     deterministic,
     event_time_state,
+    metric_samples,
     produce_lines,
     read_topic,
     wait_for_alerts,
@@ -96,12 +96,10 @@ def expected(noisy_input: tuple[list[bytes], int, int]) -> tuple[dict[str, dict[
 
 
 def metric(worker: Worker, name: str, labels: str = "") -> float:
-    """One sample from the worker's /metrics."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
-    for line in body.splitlines():
-        if line.startswith(name + labels + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name}{labels} not in /metrics")
+    """One sample from the worker's /metrics (it must be there)."""
+    samples = metric_samples(worker)
+    assert f"{name}{labels}" in samples, f"{name}{labels} not in /metrics"
+    return samples[f"{name}{labels}"]
 
 
 def assert_same_alerts(

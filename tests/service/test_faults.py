@@ -37,6 +37,7 @@ from tests.service.conftest import (
     describe_progress,
     event_time_state,
     group_progress,
+    metric_samples,
     produce_lines,
     wait_until_settled,
 )
@@ -207,12 +208,7 @@ def assert_same_alerts(
 
 def metric(worker: Worker, name: str, labels: str = "", timeout_s: float = 5.0) -> float:
     """One sample of the worker's /metrics (0 when the series does not exist yet)."""
-    url = f"http://127.0.0.1:{worker.web_port}/metrics"
-    body = urllib.request.urlopen(url, timeout=timeout_s).read().decode()
-    for line in body.splitlines():
-        if line.startswith(f"{name}{labels} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return metric_samples(worker, timeout_s).get(f"{name}{labels}", 0.0)
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.2) -> None:
@@ -230,11 +226,11 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, every
 
 def consumed(worker: Worker) -> float:
     """Input records the worker's ingest stage has read (valid and invalid)."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
+    samples = metric_samples(worker)
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("relationships_events_consumed_total{")
+        value
+        for series, value in samples.items()
+        if series.startswith("relationships_events_consumed_total{")
     )
 
 

@@ -147,11 +147,14 @@ def test_the_consumer_hands_input_records_off_and_gives_faust_the_rest() -> None
     fetched = {TopicPartition(TOPIC, 0): records(0, range(2)), owner: ["owner record"]}
 
     async def main() -> None:
-        app = SimpleNamespace(consumer_generation_id=4, rebalances_while_fetching=0)
+        monitor = SimpleNamespace(stream_inbound_time={})
+        app = SimpleNamespace(consumer_generation_id=4, rebalances_while_fetching=0, monitor=monitor)
         batches = InputBatches({TOPIC}, 100, lambda: app.consumer_generation_id)
         consumer = fetching_consumer(fetched, batches, app)
         assert await consumer._getmany(None, 1.0) == {owner: ["owner record"]}
         assert positions(await batches.take(10, within=0.01)) == [(0, 0), (0, 1)]
+        # Faust's monitor hears of it as of records reaching a stream (else: "Stream has not started processing")
+        assert set(monitor.stream_inbound_time) == {TopicPartition(TOPIC, 0)}
         app.rebalances_while_fetching = 1  # fetched across a rebalance: dropped, read again after the seek
         assert await consumer._getmany(None, 1.0) == {owner: ["owner record"]}
         assert batches.pending == 0

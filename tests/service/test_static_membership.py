@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from kafka import KafkaAdminClient
 from streams.kafka_admin import bootstrap_servers
 from streams.service.app import create_app
 from streams.settings import Settings
-from tests.service.conftest import BROKER, TopicSet, Worker
+from tests.service.conftest import BROKER, TopicSet, Worker, metric_samples
 
 
 def test_the_instance_id_is_the_consumers_group_instance_id() -> None:
@@ -23,22 +22,16 @@ def test_the_instance_id_is_the_consumers_group_instance_id() -> None:
     assert create_app(Settings()).conf.consumer_group_instance_id is None
 
 
-def _scrape(worker: Worker) -> list[str]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as response:
-        return response.read().decode().splitlines()
-
-
 def _rebalances(worker: Worker) -> float:
     """`relationships_rebalances_total` as the worker's /metrics reports it."""
-    for line in _scrape(worker):
-        if line.startswith("relationships_rebalances_total "):
-            return float(line.split()[1])
-    raise AssertionError("no relationships_rebalances_total")
+    samples = metric_samples(worker)
+    assert "relationships_rebalances_total" in samples, "no relationships_rebalances_total"
+    return samples["relationships_rebalances_total"]
 
 
 def _holds_partitions(worker: Worker) -> bool:
     """The worker reports consumer lag for partitions assigned to it (refreshed every few seconds)."""
-    return any(line.startswith("relationships_consumer_lag_records{") for line in _scrape(worker))
+    return any(series.startswith("relationships_consumer_lag_records{") for series in metric_samples(worker))
 
 
 def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
