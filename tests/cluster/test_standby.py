@@ -19,7 +19,7 @@ from streams.service.partitioning import owner_partition
 from streams.service.topology import rows_changelog_topic_name
 from streams.service.web import SERVED_BY_HEADER
 from tests.cluster.test_replication import REPLICATED
-from tests.service.conftest import TopicSet, Worker, produce_lines, wait_until_settled
+from tests.service.conftest import TopicSet, Worker, group_members, produce_lines, wait_until_settled
 from tests.service.test_faults import (
     FAST,
     assert_like_the_replay,
@@ -124,7 +124,13 @@ def test_the_survivor_serves_a_sigkilled_workers_partitions(
         idle_timeout_ms=IDLE_TIMEOUT_MS,
     )
     changelog = rows_changelog_topic_name(topic_set.settings)
-    doomed, survivor = worker_factory(topic_set, "doomed"), worker_factory(topic_set, "survivor")
+    # The doomed worker joins first, alone, and the survivor after it, both before any data: without a
+    # standby the survivor must never have served the partitions it takes over (a worker that served one
+    # keeps its rows on disk; seen in CI when the survivor was first in the group and took the first records).
+    doomed = worker_factory(topic_set, "doomed")
+    wait_until(lambda: group_members(topic_set) == 1, 120, "the doomed worker alone in the group")
+    survivor = worker_factory(topic_set, "survivor")
+    wait_until(lambda: group_members(topic_set) == 2, 120, "both workers in the group")
     for worker in (doomed, survivor):
         wait_until(lambda w=worker: serving(w), 90, f"{worker.name}'s web port")
     produce_lines(topic_set, lines[:FIRST])

@@ -261,6 +261,16 @@ def metric_samples(worker: Worker, timeout_s: float = 5.0) -> dict[str, float]:
     return samples
 
 
+def group_members(topic_set: TopicSet) -> int:
+    """Members of the deployment's consumer group once it is stable (0 while it rebalances)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(BROKER))
+    try:
+        group = admin.describe_groups([topic_set.app_id])[topic_set.app_id]
+    finally:
+        admin.close()
+    return len(group["members"]) if group.get("group_state") == "Stable" else 0
+
+
 def event_time_state(worker: Worker) -> str:
     """The worker's late events (an input partition idle while data was still on its way makes them) and
     the updates it holds back for the watermark (still held once the input is done: a watermark stuck)."""
