@@ -21,7 +21,14 @@ from streams.service.faust_internals import (
     partition_databases,
 )
 from streams.service.metrics import Metrics
-from streams.service.records import Marker, Split, encode_owner_record, source_partition, source_topic
+from streams.service.records import (
+    NOTHING,
+    Marker,
+    Split,
+    encode_owner_record,
+    source_partition,
+    source_topic,
+)
 from streams.service.topology import Topology
 from streams.service.transactions import CommittedWrites, TransactionGone, Transactions
 from streams.settings import Settings
@@ -200,7 +207,7 @@ class AtLeastOnce(Delivery):
 
     async def retract_idleness(self, markers: dict[str, Marker]) -> None:
         """The markers as they are: what they claim was sent."""
-        await self.send_updates(Split({}, [], []), markers, lambda batch, _source: batch)
+        await self.send_updates(NOTHING, markers, lambda batch, _source: batch)
 
     async def publish_alerts(self, partition: int, alerts: list[Alert]) -> None:
         """Sent now; the next checkpoint waits for their delivery."""

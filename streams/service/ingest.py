@@ -27,6 +27,7 @@ from streams.service.partition_reader import read_range
 from streams.service.partitioning import owner_partition
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import (
+    NOTHING,
     ErasureFields,
     Marker,
     Split,
@@ -281,10 +282,6 @@ class Rekeyer:
         return {source: (max_ts, False) for source, (max_ts, idle) in markers.items() if idle}
 
 
-NOTHING = Split({}, [], [])
-"""A split with no updates and no erasures: what markers alone go with."""
-
-
 async def with_missing(batch: Sorted, settings: Settings) -> list[Any]:
     """The batch's events to send, with the offsets the consumer did not deliver read from the broker
     and put in their place: each input partition's records stay in offset order."""
@@ -371,8 +368,10 @@ def register_ingest(
     batches = InputBatches(input_topics, 4 * settings.ingest_batch_size, lambda: app.consumer_generation_id)
     app.streams_input = batches  # type: ignore[attr-defined]
 
-    def ack(records: Sequence[InputRecord]) -> None:
-        for (topic, partition), runs in acked_runs(records).items():
+    def ack(
+        records: Sequence[InputRecord], holes: Mapping[tuple[str, int], list[tuple[int, int]]] | None = None
+    ) -> None:
+        for (topic, partition), runs in acked_runs(records, holes).items():
             for run in runs:
                 ack_offsets(app.consumer, topic, partition, run)
 
@@ -432,7 +431,7 @@ def register_ingest(
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
             if not rekeyer.mark_sent(markers, revocations):
                 continue  # revoked meanwhile: not acked, read again from the committed offsets
-            ack(events)
+            ack(events, batch.missing)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
     # Judging idleness asks the broker for end offsets (over a connection of its own: through the

@@ -130,18 +130,30 @@ class InputBatches:
             self._room.set()
 
 
-def acked_runs(records: Iterable[InputRecord]) -> dict[tuple[str, int], list[range]]:
-    """Per input partition, the records' offsets as ascending runs of consecutive offsets (what `ack_offsets` takes)."""
-    offsets: dict[tuple[str, int], list[int]] = {}
+def acked_runs(
+    records: Iterable[InputRecord], holes: Mapping[tuple[str, int], list[tuple[int, int]]] | None = None
+) -> dict[tuple[str, int], list[range]]:
+    """Per input partition, the offsets of `records` and of `holes`, as ascending runs of consecutive offsets.
+
+    `holes` are `(start, end)` ranges read from the broker in the batch's place
+    (`Sorted.missing`): all of a hole is acked, offsets that hold no record
+    included (transaction markers, compacted records), else Faust commits the
+    partition only up to the first of them, for good.
+    """
+    offsets: dict[tuple[str, int], set[int]] = {}
     for record in records:
         message = record.message
-        offsets.setdefault((message.topic, message.partition), []).append(message.offset)
+        offsets.setdefault((message.topic, message.partition), set()).add(message.offset)
+    for key, ranges in (holes or {}).items():
+        found = offsets.setdefault(key, set())
+        for start, end in ranges:
+            found.update(range(start, end))
     runs: dict[tuple[str, int], list[range]] = {}
     for key, unsorted in offsets.items():
-        found = sorted(set(unsorted))
+        found_sorted = sorted(unsorted)
         found_runs = runs[key] = []
-        start = previous = found[0]
-        for offset in found[1:]:
+        start = previous = found_sorted[0]
+        for offset in found_sorted[1:]:
             if offset != previous + 1:
                 found_runs.append(range(start, previous + 1))
                 start = offset

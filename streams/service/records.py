@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 
 __all__ = [
+    "NOTHING",
     "OWNER_RECORD_FORMAT_VERSION",
     "ErasureFields",
     "Marker",
@@ -37,6 +38,10 @@ class Split(NamedTuple):
     """Input partitions the batch touched, erasures' included: updates and erasures index it."""
     erasures: list[ErasureFields]
     """Erasure requests (docs/semantics.md §9): every owner partition gets each one."""
+
+
+NOTHING = Split({}, [], [])
+"""A split with no updates and no erasures: what markers alone go with."""
 
 
 OWNER_RECORD_FORMAT_VERSION = 1

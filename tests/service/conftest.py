@@ -261,14 +261,20 @@ def metric_samples(worker: Worker, timeout_s: float = 5.0) -> dict[str, float]:
     return samples
 
 
-def group_members(topic_set: TopicSet) -> int:
-    """Members of the deployment's consumer group once it is stable (0 while it rebalances)."""
+def stable_members(app_id: str) -> list[dict[str, Any]]:
+    """The members of consumer group `app_id` once it is stable (none while it rebalances), as the broker describes them."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(BROKER))
     try:
-        group = admin.describe_groups([topic_set.app_id])[topic_set.app_id]
+        group = admin.describe_groups([app_id])[app_id]
     finally:
         admin.close()
-    return len(group["members"]) if group.get("group_state") == "Stable" else 0
+    members: list[dict[str, Any]] = group["members"] if group.get("group_state") == "Stable" else []
+    return members
+
+
+def group_members(topic_set: TopicSet) -> int:
+    """Members of the deployment's consumer group once it is stable (0 while it rebalances)."""
+    return len(stable_members(topic_set.app_id))
 
 
 def event_time_state(worker: Worker) -> str:

@@ -123,6 +123,13 @@ def test_acked_runs_are_the_offsets_of_each_partition_as_consecutive_ranges() ->
     }
 
 
+def test_a_hole_read_from_the_broker_is_acked_whole_even_where_no_record_was_found() -> None:
+    # 10..12 were not delivered; reading them found only 11 (10 and 12: transaction markers, compacted records).
+    batch = [InputRecord.of(TOPIC, 0, offset, None, None) for offset in (8, 9, 11, 13)]
+    assert acked_runs(batch, {(TOPIC, 0): [(10, 13)]}) == {(TOPIC, 0): [range(8, 14)]}
+    assert acked_runs(batch) == {(TOPIC, 0): [range(8, 10), range(11, 12), range(13, 14)]}
+
+
 def fetching_consumer(
     fetched: dict[TopicPartition, list[Any]], batches: InputBatches | None, app: Any
 ) -> Any:

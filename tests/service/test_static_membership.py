@@ -7,12 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
 
-from streams.kafka_admin import bootstrap_servers
 from streams.service.app import create_app
 from streams.settings import Settings
-from tests.service.conftest import BROKER, TopicSet, Worker, metric_samples
+from tests.service.conftest import TopicSet, Worker, metric_samples, stable_members
 
 
 def test_the_instance_id_is_the_consumers_group_instance_id() -> None:
@@ -47,14 +45,7 @@ def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> 
 
 
 def _instance_ids(app_id: str) -> list[str]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(BROKER))
-    try:
-        group = admin.describe_groups([app_id])[app_id]
-    finally:
-        admin.close()
-    if group.get("group_state") != "Stable":
-        return []
-    return sorted(member["group_instance_id"] for member in group["members"])
+    return sorted(member["group_instance_id"] for member in stable_members(app_id))
 
 
 @pytest.mark.broker
