@@ -26,7 +26,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for run in results.get("service", {}).get("runs", []):
         drained = run["drain"]
         rows.append((
-            f"service, {run['workers']} worker(s), {run['workload']} ({run['events']:,} events, "
+            f"service, {run['workers']} worker(s), {run['workload']}"
+            + ("" if run.get("compiled_core", True) else ", Python reference row codec")
+            + f" ({run['events']:,} events, "
             f"{run['partitions']} partitions, {drained['alerts']:,} alerts)",
             f"{run['service_eps']:,} events/s from the worker start to all output out ({drained['done_s']} s); "
             f"{drained['eps_after_first_applied']:,} events/s after the first applied event ({drained['first_applied_s']} s)",

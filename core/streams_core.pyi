@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-Settings = tuple[tuple[float, float, float], int, int, int, int, bool, float, int, int, int, int, int, int]
+Settings = tuple[tuple[float, float, float], int, int, int, int, bool, float, int, int, int, int, int, int, bool]
 Decoded = tuple[str, int, str, str, int]
 
 class CompiledReplay:
@@ -17,3 +17,5 @@ class CompiledReplay:
     def expiries(self) -> list[tuple[str, str, int]]: ...
 
 def decode_fast_path(raw: bytes) -> Decoded | None: ...
+def encode_rows(rows: list[Any]) -> list[bytes]: ...
+def decode_row(row_class: type[Any], data: bytes) -> Any | None: ...

@@ -36,6 +36,7 @@ def core_settings(settings: Settings) -> tuple[Any, ...]:
         settings.allowed_lateness_ms,
         settings.max_record_bytes,
         settings.row_ttl_ms,
+        settings.rule == "adaptive",
     )
 
 

@@ -16,6 +16,7 @@ DAY_MS = 24 * HOUR_MS
 
 Clock = Literal["event", "hybrid"]
 Guarantee = Literal["at_least_once", "exactly_once"]
+Rule = Literal["v1", "adaptive"]
 LogFormat = Literal["text", "json"]
 
 
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
         True, description="STREAMS_REQUIRE_MUTUAL: established needs one interaction each way (true)."
     )
     k: float = Field(3.0, gt=0, description="STREAMS_K: threshold = k x typical gap, clamped (3.0).")
+    rule: Rule = Field(
+        "v1",
+        description="STREAMS_RULE: `v1` (SPEC: k x typical gap, clamped) or `adaptive` (the larger of that and twice the longest recent gap shrunk towards min_silence, clamped; docs/semantics.md §3).",
+    )
     min_silence_ms: int = Field(
         14 * DAY_MS, ge=0, description="STREAMS_MIN_SILENCE_MS: lower clamp of the threshold (14 days)."
     )
@@ -154,6 +159,10 @@ class Settings(BaseSettings):
         20_000,
         ge=1,
         description="STREAMS_CHECKPOINT_MAX_ROWS: write changed rows sooner when this many are pending.",
+    )
+    compiled_core: bool = Field(
+        True,
+        description="STREAMS_COMPILED_CORE: encode and decode rows in the compiled core (`core/`, module `streams_core`, built by `make install`); false: the Python reference (`Row.to_bytes`, `Row.from_bytes`), the same bytes and rows.",
     )
     max_record_bytes: int = Field(
         1_000_000, ge=1024, description="STREAMS_MAX_RECORD_BYTES: larger input records are dead letters."

@@ -111,6 +111,8 @@ pub struct Rules {
     pub min_touches: i64,
     pub require_mutual: bool,
     pub k: f64,
+    /// Rule `adaptive` (docs/semantics.md §3) rather than `v1`.
+    pub adaptive: bool,
     pub min_silence: i64,
     pub max_silence: i64,
     pub dedup_window: i64,
@@ -157,16 +159,30 @@ impl Rules {
         (ordered[middle - 1] + ordered[middle]) as f64 / 2.0
     }
 
-    /// `floor(min(max(k * typical_gap, min_silence), max_silence))` with Python's `max`/`min` picks.
+    /// `floor(min(max(k * typical_gap, min_silence), max_silence))` with Python's `max`/`min` picks;
+    /// under rule `adaptive` `k * typical_gap` is first raised to the shrunk longest gap.
     pub fn threshold(&self, gaps: &[i64]) -> i64 {
-        self.threshold_of(Self::typical_gap(gaps))
+        self.threshold_of(gaps, Self::typical_gap(gaps))
     }
 
     /// `threshold` from an already computed typical gap.
-    pub fn threshold_of(&self, typical_gap: f64) -> i64 {
-        let scaled = self.k * typical_gap;
+    pub fn threshold_of(&self, gaps: &[i64], typical_gap: f64) -> i64 {
+        let mut scaled = self.k * typical_gap;
         let low = self.min_silence as f64;
         let high = self.max_silence as f64;
+        if self.adaptive {
+            // `(n * 2 * max(gaps) + 2 * min_silence) // (n + 2)`, exact in i128 as Python's ints
+            let count = gaps.len() as i128;
+            let longest = gaps.iter().copied().max().unwrap_or(0) as i128;
+            let spread = (count * 2 * longest + 2 * i128::from(self.min_silence)).div_euclid(count + 2);
+            if spread >= 1 << 53 {
+                return self.max_silence; // above every clamp (max_silence < 2**53); Python's compare is exact
+            }
+            let spread = spread as f64; // exact below 2**53, so the compare below is Python's
+            if spread > scaled {
+                scaled = spread;
+            }
+        }
         let at_least = if low > scaled { low } else { scaled };
         let clamped = if high < at_least { high } else { at_least };
         clamped.floor() as i64
@@ -1018,7 +1034,7 @@ impl Engine {
             dormant_since: row.dormant_since.get().expect("an alerting row has dormant_since"),
             detected_at: self.watermark,
             typical_gap: typical_gap.floor() as i64,
-            threshold: self.rules.threshold_of(typical_gap),
+            threshold: self.rules.threshold_of(&row.gaps, typical_gap),
             touches: row.touches,
             counts: row.counts,
             last_out_at: row.last_out_at.get(),

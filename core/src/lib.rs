@@ -7,6 +7,7 @@
 
 mod decode;
 mod engine;
+mod rowcodec;
 
 use std::collections::BTreeMap;
 
@@ -94,13 +95,14 @@ fn exact_ms(name: &str, value: i64) -> PyResult<i64> {
 impl CompiledReplay {
     /// `settings`: (weights (mention, reply, like), half_life_ms, touch_merge_ms, gap_window,
     /// min_touches, require_mutual, k, min_silence_ms, max_silence_ms, dedup_window_ms,
-    /// allowed_lateness_ms, max_record_bytes, row_ttl_ms).
+    /// allowed_lateness_ms, max_record_bytes, row_ttl_ms, rule is adaptive).
     #[new]
     fn new(py: Python<'_>, settings: &Bound<'_, PyTuple>, fallback: Py<PyAny>) -> PyResult<Self> {
-        if settings.len() != 13 {
-            return Err(PyValueError::new_err(format!("settings: 13 values, not {}", settings.len())));
+        if settings.len() != 14 {
+            return Err(PyValueError::new_err(format!("settings: 14 values, not {}", settings.len())));
         }
         let row_ttl: i64 = settings.get_item(12)?.extract()?;
+        let adaptive: bool = settings.get_item(13)?.extract()?;
         let settings: FirstSettings = settings.get_slice(0, 12).extract()?;
         let (
             weights,
@@ -124,6 +126,7 @@ impl CompiledReplay {
             min_touches,
             require_mutual,
             k,
+            adaptive,
             min_silence: exact_ms("min_silence_ms", min_silence)?,
             max_silence: exact_ms("max_silence_ms", max_silence)?,
             dedup_window: exact_ms("dedup_window_ms", dedup_window)?,
@@ -432,5 +435,7 @@ fn decode_fast_path(raw: &[u8]) -> Option<(String, u8, String, String, i64)> {
 fn streams_core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<CompiledReplay>()?;
     module.add_function(wrap_pyfunction!(decode_fast_path, module)?)?;
+    module.add_function(wrap_pyfunction!(rowcodec::encode_rows, module)?)?;
+    module.add_function(wrap_pyfunction!(rowcodec::decode_row, module)?)?;
     Ok(())
 }

@@ -40,6 +40,7 @@ def evaluate(
         "label": point.label,
         "k": point.k,
         "min_silence_days": point.min_silence_days,
+        "rule": point.settings.rule,
         **history_metrics(digest, profile, point.settings),
     }
     if truth is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -120,14 +122,31 @@ def _precision_recall(result: BacktestResult, title: str) -> Figure:
     return fig
 
 
-def _tradeoff(result: BacktestResult, title: str) -> Figure:
+def _tradeoff(result: BacktestResult, title: str, compare: Sequence[Mapping[str, Any]] = ()) -> Figure:
     ks, _days = _axis_values(result.results)
     fig, ax = plt.subplots(figsize=(7, 5))
+    rule = result.results[0].point.settings.rule if result.results else ""
+    other = compare[0].get("rule", "v1") if compare else ""
     for i, k in enumerate(ks):
+        before = sorted((m for m in compare if m["k"] == k), key=lambda m: m["min_silence_days"])
+        if before:  # the compared run's points: hollow, same colour per k
+            ax.plot(
+                [m["median_delay_days"] or 0.0 for m in before],
+                [m["false_alarm_share"] or 0.0 for m in before],
+                marker="o", markerfacecolor="none", linestyle="--", color=f"C{i}", alpha=0.6,
+                label=f"k={k:g}, rule {other}",
+            )  # fmt: skip
         row = sorted((r for r in result.results if r.point.k == k), key=lambda r: r.point.min_silence_days)
         xs = [r.metrics["median_delay_days"] or 0.0 for r in row]
         ys = [r.metrics["false_alarm_share"] or 0.0 for r in row]
-        ax.plot(xs, ys, marker="o", linestyle=":", label=f"k={k:g}")
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            linestyle=":",
+            color=f"C{i}",
+            label=f"k={k:g}, rule {rule}" if compare else f"k={k:g}",
+        )
         for r, x, y in zip(row, xs, ys, strict=True):
             caught = r.metrics["fades_caught_share"]
             missed = "" if caught is None or caught >= 1.0 else f", caught {caught:.2f}"
@@ -148,14 +167,20 @@ def _tradeoff(result: BacktestResult, title: str) -> Figure:
     return fig
 
 
-def write_figures(result: BacktestResult, out_dir: Path, title: str) -> list[Path]:
-    """Write the PNGs into `out_dir` (created) and return their paths."""
+def write_figures(
+    result: BacktestResult, out_dir: Path, title: str, compare: Sequence[Mapping[str, Any]] = ()
+) -> list[Path]:
+    """Write the PNGs into `out_dir` (created) and return their paths.
+
+    `compare`: the `settings` of another run's summary.json, drawn hollow in the
+    trade-off figure (e.g. rule v1 under a rule-adaptive run).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    makers = {
+    makers: dict[str, Callable[[BacktestResult, str], Figure]] = {
         "thresholds.png": _thresholds,
         "typical_gaps.png": _gaps,
         "alerts_per_owner_month.png": _volume,
-        "tradeoff.png": _tradeoff,
+        "tradeoff.png": lambda result, title: _tradeoff(result, title, compare),
     }
     if result.has_truth:
         makers["precision_recall.png"] = _precision_recall

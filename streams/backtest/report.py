@@ -48,7 +48,8 @@ def summary_text(result: BacktestResult, source: str) -> str:
     data = result.profile.as_dict()
     lines = [
         f"backtest of {source}: {data['events']} events, {data['users']} users, "
-        f"{data['span_days']} days; {len(result.results)} settings in {result.seconds:.1f} s"
+        f"{data['span_days']} days; {len(result.results)} settings in {result.seconds:.1f} s; "
+        f"rule {result.results[0].point.settings.rule if result.results else '-'}"
     ]
     columns = _COLUMNS + (_TRUTH_COLUMNS if result.has_truth else ())
     columns += (("thr p50 d", "threshold_days", "{:>10}"), ("gap p50 d", "typical_gap_days", "{:>10}"))

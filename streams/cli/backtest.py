@@ -65,6 +65,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_MIN_SILENCE_DAYS,
         help=f"grid of minimum silences in days; overrides --min-silence-ms [{_joined(DEFAULT_MIN_SILENCE_DAYS)}]",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another run's summary.json (e.g. the same file under --rule v1): its points are drawn in tradeoff.png too",
+    )
     parser.set_defaults(run=run)
 
 
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             f"backtest: {exc.name} is missing: install the plots extra (pip install '.[plots]')\n"
         )
         return 2
-    figures = write_figures(result, args.out_dir, args.title or args.file.name)
+    compare = orjson.loads(args.compare.read_bytes())["settings"] if args.compare is not None else []
+    figures = write_figures(result, args.out_dir, args.title or args.file.name, compare)
     text = summary_text(result, source)
     summary = summary_dict(result, source, figures)
     encoded = orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

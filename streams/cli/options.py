@@ -19,6 +19,7 @@ SEMANTIC_FIELDS = (
     "min_touches",
     "require_mutual",
     "k",
+    "rule",
     "min_silence_ms",
     "max_silence_ms",
     "allowed_lateness_ms",

@@ -19,6 +19,7 @@ class Rules:
     """
 
     __slots__ = (
+        "adaptive",
         "dedup_window",
         "gap_window",
         "half_life",
@@ -39,6 +40,7 @@ class Rules:
         self.min_touches = settings.min_touches
         self.require_mutual = settings.require_mutual
         self.k = settings.k
+        self.adaptive = settings.rule == "adaptive"
         self.min_silence = settings.min_silence_ms
         self.max_silence = settings.max_silence_ms
         self.dedup_window = settings.dedup_window_ms
@@ -69,8 +71,22 @@ class Rules:
         return (ordered[middle - 1] + ordered[middle]) / 2
 
     def threshold(self, gaps: list[int]) -> int:
-        """`floor(min(max(k * typical_gap, min_silence), max_silence))` in whole ms."""
-        return math.floor(min(max(self.k * self.typical_gap(gaps), self.min_silence), self.max_silence))
+        """`floor(min(max(k * typical_gap, min_silence), max_silence))` in whole ms (rule `v1`).
+
+        Rule `adaptive` (docs/semantics.md §3) takes the larger of `k *
+        typical_gap` and the longest of the `n` kept gaps doubled, shrunk
+        towards `min_silence` as if it had been seen twice more:
+        `(n * 2 * max(gaps) + 2 * min_silence) // (n + 2)`; then the same clamp.
+
+        >>> Rules(Settings(rule="adaptive")).threshold([86_400_000] * 3 + [20 * 86_400_000])
+        2707200000
+        """
+        scaled = self.k * self.typical_gap(gaps)
+        if self.adaptive:
+            count = len(gaps)
+            spread = (count * 2 * max(gaps, default=0) + 2 * self.min_silence) // (count + 2)
+            scaled = max(scaled, spread)
+        return math.floor(min(max(scaled, self.min_silence), self.max_silence))
 
     def deadline(self, row: Row) -> int | None:
         """`last_at + threshold` for an established row, else None."""

@@ -14,7 +14,7 @@ from faust.types import TP, EventT, TableT
 
 from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
-from streams.engine.row import Row
+from streams.engine.row_codec import row_codec
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.delivery import Checkpointing, Delivery
 from streams.service.erasure_log import ErasureLog
@@ -80,6 +80,8 @@ class OwnerPartitions:
         """Name of the owner-keyed topic this agent reads."""
         self.poison = PoisonRecords(settings, "relationships", topology.input_partitions, metrics=metrics)
         """Row updates that failed too often: skipped (streams/service/poison_records.py)."""
+        self.codec = row_codec(settings.compiled_core)
+        """Row bytes: the compiled core's codec (STREAMS_COMPILED_CORE) or the reference."""
 
     async def without_poison(self, raw: bytes) -> OwnerRecord:
         """The owner record `raw` without the row updates of poison records (streams/service/poison_records.py)."""
@@ -111,7 +113,7 @@ class OwnerPartitions:
         for key, value in table_items(self.topology.rows, partition):
             if key.startswith(ROW_KEY_PREFIX):
                 owner, contact = orjson.loads(key)
-                rows[(owner, contact)] = Row.from_bytes(value)
+                rows[(owner, contact)] = self.codec.decode(value)
             elif key == RESUME_KEY:
                 resume = Resume.from_bytes(value)
             elif key == ERASURES_KEY:
@@ -217,7 +219,8 @@ class OwnerPartitions:
         if part.revoked:
             return
         done = part.checkpoint()
-        records = [(row_key(key), None if row is None else row.to_bytes()) for key, row in done.rows]
+        encoded = iter(self.codec.encode([row for _, row in done.rows if row is not None]))
+        records = [(row_key(key), None if row is None else next(encoded)) for key, row in done.rows]
         if done.erasures is not None:
             records.append((ERASURES_KEY, done.erasures.to_bytes()))
         # Written last: a restart trusts it only together with the rows above.

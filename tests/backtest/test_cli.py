@@ -111,3 +111,29 @@ def test_jobs_do_not_change_results(history: tuple[Path, Path], tmp_path: Path) 
         settings = _summary(out_dir)["settings"]
         results.append([{k: v for k, v in s.items() if k != "replay_seconds"} for s in settings])
     assert results[0] == results[1]
+
+
+def test_rule_adaptive_against_v1_in_one_tradeoff_figure(history: tuple[Path, Path], tmp_path: Path) -> None:
+    """--rule picks the rule of every grid point; --compare draws another run's points in tradeoff.png."""
+    events, _ = history
+    v1_dir, adaptive_dir, alone_dir = tmp_path / "v1", tmp_path / "adaptive", tmp_path / "alone"
+    assert main(["backtest", str(events), "--out-dir", str(v1_dir), *GRID]) == 0
+    flags = ["backtest", str(events), "--rule", "adaptive", *GRID]
+    assert main([*flags, "--out-dir", str(adaptive_dir), "--compare", str(v1_dir / "summary.json")]) == 0
+    assert main([*flags, "--out-dir", str(alone_dir)]) == 0
+    v1, adaptive = _summary(v1_dir)["settings"], _summary(adaptive_dir)["settings"]
+    alone = _summary(alone_dir)["settings"]
+    assert {s["rule"] for s in v1} == {"v1"}
+    assert {s["rule"] for s in adaptive} == {"adaptive"}
+    assert "rule adaptive" in (adaptive_dir / "summary.txt").read_text().splitlines()[0]
+    for before, after in zip(v1, adaptive, strict=True):
+        assert before["label"] == after["label"]
+        assert after["dormant_alerts"] <= before["dormant_alerts"]  # later deadlines on the same rows
+    assert sum(a["dormant_alerts"] for a in adaptive) < sum(b["dormant_alerts"] for b in v1)
+    figure = (adaptive_dir / "tradeoff.png").read_bytes()
+    assert figure.startswith(PNG_MAGIC)
+    assert figure != (alone_dir / "tradeoff.png").read_bytes()  # the v1 points are in it
+    untimed = [
+        [{k: v for k, v in s.items() if k != "replay_seconds"} for s in run] for run in (adaptive, alone)
+    ]
+    assert untimed[0] == untimed[1]  # --compare changes only the figure

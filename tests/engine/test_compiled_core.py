@@ -208,6 +208,9 @@ def dirty_streams(draw: st.DrawFn) -> tuple[list[bytes], dict[str, Any]]:
     # Settings refuses a row_ttl within the de-duplication window
     ttls = [ttl for ttl in ROW_TTLS if ttl == 0 or ttl > overrides["dedup_window_ms"]]
     overrides["row_ttl_ms"] = draw(st.sampled_from(ttls))
+    overrides["rule"] = draw(
+        st.sampled_from(["v1", "adaptive"])
+    )  # drawn last: the draws above stay as they were
     return lines, overrides
 
 
@@ -246,7 +249,7 @@ def test_the_generator_reaches_the_interesting_cases() -> None:
         ["dormant", "revived", "duplicates", "late", "invalid", "self", "reset", "reclaimed", "jump"], 0
     )
 
-    @settings(max_examples=150, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=200, derandomize=True, database=None, deadline=None)
     @given(stream=dirty_streams(), seed=st.integers(0, 2**32))
     def collect(stream: tuple[list[bytes], dict[str, Any]], seed: int) -> None:
         lines, overrides = stream
@@ -263,7 +266,7 @@ def test_the_generator_reaches_the_interesting_cases() -> None:
         seen["jump"] += summary["watermark_max_jump_ms"] > 0
 
     collect()
-    assert all(count >= 15 for count in seen.values()), seen
+    assert all(count >= 15 for count in seen.values()), str(seen)
 
 
 # --- CollegeMsg ---------------------------------------------------------------------------
@@ -280,6 +283,22 @@ def test_collegemsg_replays_identically(collegemsg_lines: list[bytes]) -> None:
     actual = compiled_outcome(collegemsg_lines, config)
     assert actual.summary["events_read"] == actual.summary["events_applied"] == 59_835
     assert actual.summary["alerts"] == {"dormant": 2_416, "revived": 464}
+    assert_identical(actual, expected)
+
+
+@pytest.mark.parametrize("k", [3.0, 4.0])
+def test_collegemsg_under_the_adaptive_rule_replays_identically(
+    collegemsg_lines: list[bytes], k: float
+) -> None:
+    config = Settings(**{**REPLAY_DEFAULTS, "rule": "adaptive", "k": k})
+    expected = reference_outcome(collegemsg_lines, config)
+    actual = compiled_outcome(collegemsg_lines, config)
+    v1 = Settings(**{**REPLAY_DEFAULTS, "k": k})
+    assert (
+        0
+        < actual.summary["alerts"]["dormant"]
+        < compiled_outcome(collegemsg_lines, v1).summary["alerts"]["dormant"]
+    )
     assert_identical(actual, expected)
 
 
@@ -466,8 +485,8 @@ def test_the_core_refuses_a_row_ttl_within_the_dedup_window() -> None:
 
     config = make_settings()
     with pytest.raises(ValueError, match="row_ttl_ms must be 0 or longer than dedup_window_ms"):
-        streams_core.CompiledReplay((*core_settings(config)[:-1], DAY), reference_decoder(1024))
-    with pytest.raises(ValueError, match="13 values"):
+        streams_core.CompiledReplay((*core_settings(config)[:-2], DAY, False), reference_decoder(1024))
+    with pytest.raises(ValueError, match="14 values"):
         streams_core.CompiledReplay(core_settings(config)[:-1], reference_decoder(1024))
 
 

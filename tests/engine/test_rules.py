@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from streams.datasets.collegemsg import COLLEGEMSG, collegemsg_events
 from streams.engine.row import Row
 from streams.engine.rules import Rules
-from tests.engine.support import DAY, HOUR, T0, RulesFactory
+from tests.engine.support import DAY, HOUR, T0, ReplayFactory, RulesFactory, make_settings
 
 
 def row_with(
@@ -164,3 +168,56 @@ def test_decay_halves_per_half_life(make_rules: RulesFactory) -> None:
     assert rules.decay(DAY) == 0.5
     assert rules.decay(3 * DAY) == 0.125
     assert rules.decay(DAY // 2) == pytest.approx(2**-0.5, rel=1e-12)
+
+
+# --- rule adaptive (docs/semantics.md §3) --------------------------------------------------
+
+
+def test_adaptive_worked_example_of_the_docs(make_rules: RulesFactory) -> None:
+    rules = make_rules(rule="adaptive")
+    gaps = [DAY, DAY, DAY, 20 * DAY]
+    assert make_rules().threshold(gaps) == 14 * DAY  # v1: 3 x 1 day, raised to the floor
+    assert rules.threshold(gaps) == (4 * 2 * 20 * DAY + 2 * 14 * DAY) // 6 == 2_707_200_000
+
+
+def test_adaptive_without_gaps_is_the_floor(make_rules: RulesFactory) -> None:
+    assert make_rules(rule="adaptive").threshold([]) == 14 * DAY
+    assert make_rules(rule="adaptive", min_silence_ms=DAY, max_silence_ms=DAY // 2).threshold([]) == DAY // 2
+
+
+def test_adaptive_takes_k_times_the_median_when_it_is_larger(make_rules: RulesFactory) -> None:
+    gaps = [10 * DAY] * 8  # spread: (8 x 2 x 10 + 2 x 14) // 10 = 18.8 days; 3 x median: 30 days
+    assert make_rules(rule="adaptive").threshold(gaps) == 30 * DAY
+    assert make_rules(rule="adaptive", k=1.0).threshold(gaps) == (16 * 10 * DAY + 28 * DAY) // 10
+
+
+def test_adaptive_is_clamped_like_v1(make_rules: RulesFactory) -> None:
+    assert make_rules(rule="adaptive").threshold([DAY, 200 * DAY]) == 90 * DAY
+    assert make_rules(rule="adaptive").threshold([2**62]) == 90 * DAY
+    assert make_rules(rule="adaptive").threshold([HOUR] * 8) == 14 * DAY
+
+
+@given(st.lists(st.integers(0, 400 * DAY), max_size=8), st.sampled_from([1.5, 3.0, 4.0]))
+def test_adaptive_is_never_below_v1_nor_outside_the_clamps(gaps: list[int], k: float) -> None:
+    adaptive = Rules(make_settings(rule="adaptive", k=k)).threshold(gaps)
+    assert Rules(make_settings(k=k)).threshold(gaps) <= adaptive
+    assert 14 * DAY <= adaptive <= 90 * DAY
+    assert type(adaptive) is int
+
+
+def test_adaptive_dormant_alerts_are_a_subset_of_v1s_on_collegemsg(replay_lines: ReplayFactory) -> None:
+    """A later deadline on the same rows: every adaptive alert is a v1 alert for the same last event, no earlier."""
+    lines = [orjson.dumps(e) for e in collegemsg_events(COLLEGEMSG)]
+    v1 = {
+        (a["owner_id"], a["contact_id"], a["last_interaction_at"]): a
+        for a in replay_lines(lines)[0]
+        if a["kind"] == "dormant"
+    }
+    adaptive = [a for a in replay_lines(lines, rule="adaptive")[0] if a["kind"] == "dormant"]
+    assert len(v1) == 2_416
+    assert 0 < len(adaptive) < len(v1)
+    for alert in adaptive:
+        before = v1[(alert["owner_id"], alert["contact_id"], alert["last_interaction_at"])]
+        assert alert["dormant_since"] >= before["dormant_since"]
+        assert alert["threshold_ms"] >= before["threshold_ms"]
+        assert alert["typical_gap_ms"] == before["typical_gap_ms"]

@@ -360,6 +360,27 @@ def test_sigkill_mid_batch_then_restart(
     assert 0 < applied_by_the_restart < len(lines), f"the restart applied {applied_by_the_restart:.0f} events"
 
 
+def test_the_adaptive_rule_gives_the_replays_alerts_through_a_sigkill(
+    topic_factory: Callable[..., TopicSet],
+    worker_factory: Callable[..., Worker],
+    prefix: tuple[list[bytes], dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    guarantee: str,
+) -> None:
+    lines, v1_alerts = prefix
+    want, summary = replay_alerts(lines, **FAST, rule="adaptive")
+    assert summary.alerts["dormant"] > 300
+    assert want.keys() != v1_alerts.keys(), "the rule changed no alert: this test would not tell"
+    data_dir = tmp_path / "state"
+    topic_set = topic_factory(3, **FAST, rule="adaptive", processing_guarantee=guarantee)
+    worker = worker_factory(topic_set, "first", data_dir)
+    produce_lines(topic_set, lines)
+    wait_until(lambda: checkpoints(topic_set) > 0, 90, "a checkpoint in the changelog", every_s=0.1)
+    worker.kill()
+    second = worker_factory(topic_set, "second", data_dir=data_dir)
+    assert_like_the_replay(topic_set, want, [second])
+
+
 RECOVERY_STARTED = {
     # Faust logs these once the group assigned partitions and it starts reading the tables' changelogs.
     "exactly_once": "Restoring state from changelog topics",  # local tables deleted: a full restore
