@@ -4,9 +4,7 @@ The clock runs from the worker processes' start until every alert of the replay 
 the last row write in the changelog are readable (no row record for 3 s after it).
 A bare Faust agent that only parses each record (`bench/bare_faust.py`) is measured
 in the same run: the ceiling of Faust's own per-record path, which the service's
-input no longer takes. The mention workload runs once more with the Python reference
-row codec (`STREAMS_COMPILED_CORE=false`), so the compiled codec's gain is a ratio of
-the same run.
+input no longer takes.
 """
 
 from __future__ import annotations
@@ -69,11 +67,9 @@ def bare_faust(settings: Settings, expected: int) -> float:
     return eps
 
 
-def measure(
-    name: str, lines: list[bytes], workers: int, partitions: int, compiled_core: bool = True
-) -> dict[str, Any]:
+def measure(name: str, lines: list[bytes], workers: int, partitions: int) -> dict[str, Any]:
     """One deployment: produce, drain with a bare consumer and a bare Faust agent, then with `workers` workers."""
-    env = deployment(partitions, compiled_core=str(compiled_core).lower())
+    env = deployment(partitions)
     expected = expected_output(lines, env)
     produce(env, lines)
     bare = asyncio.run(bare_consumer(settings_for(env), len(lines)))
@@ -84,7 +80,6 @@ def measure(
     after_first = drained["eps_after_first_applied"]
     return {
         "workload": name, "events": len(lines), "partitions": partitions, "workers": workers,
-        "compiled_core": compiled_core,
         "bare_consumer_eps": round(bare), "service_eps": service, "ratio": round(service / bare, 4),
         "ratio_after_first_applied": round(after_first / bare, 4), "drain": drained,
         "bare_faust_eps": round(faust_eps), "ratio_to_bare_faust_after_first_applied": round(after_first / faust_eps, 3),
@@ -105,22 +100,19 @@ def main() -> int:
     )
     args = parser.parse_args()
     recorder = Recorder("service")
-    cases: list[tuple[str, list[bytes], int, bool]] = []
+    cases: list[tuple[str, list[bytes], int]] = []
     college = collegemsg(args.data, args.repeat)
-    cases += [(f"CollegeMsg x{args.repeat}", college, int(w), True) for w in args.workers.split(",")]
+    cases += [(f"CollegeMsg x{args.repeat}", college, int(w)) for w in args.workers.split(",")]
     if args.mention_events:
-        profile = mentions(args.mention_events)
-        cases.append((f"mentions {args.mention_events:,}", profile, 1, True))
-        cases.append((f"mentions {args.mention_events:,}", profile, 1, False))
+        cases.append((f"mentions {args.mention_events:,}", mentions(args.mention_events), 1))
     out = sys.stdout
     runs = []
-    for name, lines, workers, compiled_core in cases:
-        run = measure(name, lines, workers, args.partitions, compiled_core)
+    for name, lines, workers in cases:
+        run = measure(name, lines, workers, args.partitions)
         runs.append(run)
         drained = run["drain"]
         out.write(
-            f"{name}, {run['events']:,} events, workers={workers}, "
-            f"{'compiled' if compiled_core else 'reference'} row codec: bare aiokafka consumer "
+            f"{name}, {run['events']:,} events, workers={workers}: bare aiokafka consumer "
             f"{run['bare_consumer_eps']:>9,} events/s | service {run['service_eps']:>7,} events/s from the "
             f"worker start to all {drained['alerts']:,} alerts and row writes out ({drained['done_s']} s) "
             f"| ratio {run['ratio']:.4f}; after the first applied event ({drained['first_applied_s']} s): "

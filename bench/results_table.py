@@ -26,9 +26,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for run in results.get("service", {}).get("runs", []):
         drained = run["drain"]
         rows.append((
-            f"service, {run['workers']} worker(s), {run['workload']}"
-            + ("" if run.get("compiled_core", True) else ", Python reference row codec")
-            + f" ({run['events']:,} events, "
+            f"service, {run['workers']} worker(s), {run['workload']} ({run['events']:,} events, "
             f"{run['partitions']} partitions, {drained['alerts']:,} alerts)",
             f"{run['service_eps']:,} events/s from the worker start to all output out ({drained['done_s']} s); "
             f"{drained['eps_after_first_applied']:,} events/s after the first applied event ({drained['first_applied_s']} s)",
@@ -36,6 +34,15 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             + (f"; bare Faust agent {run['bare_faust_eps']:,} records/s" if "bare_faust_eps" in run else ""),
             f"{run['ratio']:.4f}; {run['ratio_after_first_applied']:.4f}"
             + (f"; {run['ratio_to_bare_faust_after_first_applied']:.2f} of bare Faust" if "bare_faust_eps" in run else ""),
+        ))  # fmt: skip
+    if codec := results.get("row_codec"):
+        compiled, reference = codec["medians"]["compiled"], codec["medians"]["reference"]
+        rows.append((
+            f"service, 1 worker, {codec['workload']}: compiled row codec (median of {codec['rounds']} interleaved pairs)",
+            f"{compiled['eps_from_start']:,} events/s from the worker start; "
+            f"{compiled['eps_after_first_applied']:,} after the first applied event",
+            f"Python reference codec: {reference['eps_from_start']:,}; {reference['eps_after_first_applied']:,}",
+            f"{codec['ratios']['eps_from_start']:.2f}; {codec['ratios']['eps_after_first_applied']:.2f}",
         ))  # fmt: skip
     if latency := results.get("latency"):
         rows.append((
