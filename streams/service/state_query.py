@@ -42,8 +42,10 @@ PARAMETERS = frozenset({"status", "limit", "sort"})
 class IndexedRows(dict[RowKey, Row]):
     """Rows keyed `(owner, contact)` that also index each owner's contacts, so a query reads only them.
 
-    Every mutating method keeps the index; reads are plain `dict` reads (the
-    engine's hot path, `rows.get`, is untouched).
+    The index is built by the first query (one pass over the keys) and kept
+    by every mutating method from then on: a worker nobody queries pays
+    nothing for it on the engine's hot path, where rows are added one by one.
+    Reads are plain `dict` reads.
 
     >>> rows = IndexedRows()
     >>> rows[("ann", "bob")] = Row.first(1_000)
@@ -58,28 +60,39 @@ class IndexedRows(dict[RowKey, Row]):
     __slots__ = ("_contacts",)
 
     def __init__(self, items: Iterable[tuple[RowKey, Row]] = ()) -> None:
-        super().__init__()
-        self._contacts: dict[str, set[str]] = {}
-        for key, row in items:
-            self[key] = row
+        super().__init__(items)
+        self._contacts: dict[str, set[str]] | None = None
+        """Owner -> contacts; None until the first query asks for it."""
+
+    @property
+    def indexed(self) -> bool:
+        """A query has built the owner index (mutations keep it from then on)."""
+        return self._contacts is not None
 
     def contacts(self, owner: str) -> set[str]:
         """The contacts of `owner` (empty when it has no rows); do not mutate."""
-        return self._contacts.get(owner, _EMPTY)
-
-    def _index(self, key: RowKey) -> None:
-        self._contacts.setdefault(key[0], set()).add(key[1])
+        contacts = self._contacts
+        if contacts is None:
+            contacts = self._contacts = {}
+            for found, contact in self:
+                contacts.setdefault(found, set()).add(contact)
+        return contacts.get(owner, _EMPTY)
 
     def _unindex(self, key: RowKey) -> None:
-        contacts = self._contacts.get(key[0])
+        index = self._contacts
+        if index is None:
+            return
+        contacts = index.get(key[0])
         if contacts is not None:
             contacts.discard(key[1])
             if not contacts:
-                del self._contacts[key[0]]
+                del index[key[0]]
 
     def __setitem__(self, key: RowKey, row: Row) -> None:
         super().__setitem__(key, row)
-        self._index(key)
+        index = self._contacts
+        if index is not None:
+            index.setdefault(key[0], set()).add(key[1])
 
     def __delitem__(self, key: RowKey) -> None:
         super().__delitem__(key)
@@ -87,7 +100,7 @@ class IndexedRows(dict[RowKey, Row]):
 
     def pop(self, key: RowKey, *default: Any) -> Any:
         """`dict.pop`, keeping the index."""
-        if key in self:
+        if self._contacts is not None and key in self:
             self._unindex(key)
         return super().pop(key, *default)
 
@@ -115,7 +128,8 @@ class IndexedRows(dict[RowKey, Row]):
     def clear(self) -> None:
         """`dict.clear`, index included."""
         super().clear()
-        self._contacts.clear()
+        if self._contacts is not None:
+            self._contacts.clear()
 
 
 _EMPTY: set[str] = set()

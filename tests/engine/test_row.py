@@ -148,7 +148,7 @@ def test_a_row_of_one_event_as_the_service_stores_it_takes_under_50_bytes() -> N
 TS = 1704067233529
 
 
-@pytest.mark.parametrize(
+OUT_OF_RANGE = pytest.mark.parametrize(
     ("row", "message"),
     [
         (Row([0, 0, 0, 0, 0, 0], TS, 2**63, None, None, TS, 0, [], 0.0, None, {}), "row field out of range"),
@@ -161,6 +161,10 @@ TS = 1704067233529
     ],
     ids=["last_at beyond int64", "negative count", "negative position", "five counts"],
 )
+"""Rows `to_bytes` refuses, with the message it gives."""
+
+
+@OUT_OF_RANGE
 def test_fields_out_of_the_format_range_are_value_errors(row: Row, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         row.to_bytes()

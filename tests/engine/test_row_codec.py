@@ -15,6 +15,7 @@ from tests.engine.test_row import (
     BUSY_ROW_VERSION_0,
     BUSY_ROW_VERSION_1,
     ONE_EVENT_ROW_VERSION_1,
+    OUT_OF_RANGE,
     TS,
     fields,
     row_strategy,
@@ -117,19 +118,7 @@ def test_a_repeated_recent_id_is_left_to_the_reference() -> None:
     assert COMPILED.decode(data).recent == {"a": [TS + 1, 6]}
 
 
-@pytest.mark.parametrize(
-    ("row", "message"),
-    [
-        (Row([0, 0, 0, 0, 0, 0], TS, 2**63, None, None, TS, 0, [], 0.0, None, {}), "row field out of range"),
-        (Row([-1, 0, 0, 0, 0, 0], TS, TS, None, None, TS, 0, [], 0.0, None, {}), "range"),
-        (
-            Row([0, 0, 0, 0, 0, 0], TS, TS, None, None, TS, 0, [], 0.0, None, {"e": [TS, -1]}),
-            "input position -1",
-        ),
-        (Row([0, 0, 0, 0, 0], TS, TS, None, None, TS, 0, [], 0.0, None, {}), "expected 6"),
-    ],
-    ids=["last_at beyond int64", "negative count", "negative position", "five counts"],
-)
+@OUT_OF_RANGE
 def test_rows_out_of_the_format_range_raise_the_references_error(row: Row, message: str) -> None:
     good = Row.first(TS)
     with pytest.raises(ValueError, match=message):

@@ -251,8 +251,13 @@ def same_answer(first: Worker, second: Worker, path: str) -> tuple[Answer, Answe
 # --- units: no worker needed ------------------------------------------------------
 
 
-def test_indexed_rows_keep_the_owner_index_through_every_mutation() -> None:
+@pytest.mark.parametrize("queried_first", [False, True])
+def test_indexed_rows_keep_the_owner_index_through_every_mutation(queried_first: bool) -> None:
     rows = IndexedRows([(("ann", "bob"), Row.first(T0))])
+    assert not rows.indexed  # nobody asked yet: the hot path pays nothing
+    if queried_first:  # built now, then kept by each mutation below
+        assert rows.contacts("ann") == {"bob"}
+        assert rows.indexed
     rows[("ann", "cat")] = Row.first(T0)
     rows.update({("bob", "ann"): Row.first(T0)})
     rows.setdefault(("dan", "ann"), Row.first(T0))
@@ -268,7 +273,10 @@ def test_indexed_rows_keep_the_owner_index_through_every_mutation() -> None:
     rows.pop(("nobody", "x"), None)
     assert sorted(rows.contacts("ann")) == ["cat"]
     assert rows.contacts("bob") == set()
+    rows[("bob", "cat")] = Row.first(T0)  # after the index exists: kept
+    assert rows.contacts("bob") == {"cat"}
     rows.popitem()
+    assert rows.contacts("bob") == set()
     rows.clear()
     assert (rows.contacts("ann"), len(rows)) == (set(), 0)
 
