@@ -1,8 +1,8 @@
 //! Row format version 1 (`streams.engine.row.Row.to_bytes` / `from_bytes`) in compiled code.
 //!
 //! `encode_rows` writes exactly the bytes of the reference `Row.to_bytes` and raises
-//! `ValueError` where it does. `decode_row` reads only clean version-1 rows whose numbers fit
-//! 64 bits; for anything else (another version, corrupt or truncated bytes, non-UTF-8 ids) it
+//! `ValueError` where it does. `decode_row` reads only clean version-1 rows whose varints fit
+//! 63 bits; for anything else (another version, corrupt or truncated bytes, non-UTF-8 ids) it
 //! returns `None` and the caller decodes with the reference, so errors are the reference's.
 
 use pyo3::exceptions::PyValueError;

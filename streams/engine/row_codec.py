@@ -17,8 +17,6 @@ class CompiledCoreMissing(RuntimeError):
 class RowCodec:
     """The reference: `Row.to_bytes` and `Row.from_bytes`, one row at a time."""
 
-    name = "python"
-
     def encode(self, rows: Sequence[Row]) -> list[bytes]:
         """`[row.to_bytes() for row in rows]`."""
         return [row.to_bytes() for row in rows]
@@ -31,13 +29,11 @@ class RowCodec:
 class CompiledRowCodec(RowCodec):
     """The compiled core's codec, the same bytes and rows as the reference.
 
-    The core decodes clean version-1 rows whose numbers fit 64 bits and hands
+    The core decodes clean version-1 rows whose varints fit 63 bits and hands
     anything else back (`None`): those bytes, and a batch of rows the core
     refuses to encode, go through the reference, so every error raised is the
     reference's own.
     """
-
-    name = "compiled"
 
     def __init__(self, core: Any) -> None:
         self._encode_rows = core.encode_rows

@@ -321,9 +321,10 @@ def serving_worker(
     name: str,
     guarantee: str,
     module: tuple[str, ...] = WORKER_MODULE,
+    **overrides: Any,
 ) -> tuple[TopicSet, Worker]:
-    """A 3-partition deployment with FAST settings and its first worker, on `data_dir` (None: its own), serving."""
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee)
+    """A 3-partition deployment with FAST settings (and `overrides`) and its first worker, on `data_dir` (None: its own), serving."""
+    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee, **overrides)
     worker = worker_factory(topic_set, name, data_dir, module)
     wait_until(lambda: serving(worker), 60, f"worker {name}'s web port")
     return topic_set, worker
@@ -372,8 +373,9 @@ def test_the_adaptive_rule_gives_the_replays_alerts_through_a_sigkill(
     assert summary.alerts["dormant"] > 300
     assert want.keys() != v1_alerts.keys(), "the rule changed no alert: this test would not tell"
     data_dir = tmp_path / "state"
-    topic_set = topic_factory(3, **FAST, rule="adaptive", processing_guarantee=guarantee)
-    worker = worker_factory(topic_set, "first", data_dir)
+    topic_set, worker = serving_worker(
+        topic_factory, worker_factory, data_dir, "first", guarantee, rule="adaptive"
+    )
     produce_lines(topic_set, lines)
     wait_until(lambda: checkpoints(topic_set) > 0, 90, "a checkpoint in the changelog", every_s=0.1)
     worker.kill()
