@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 from aiokafka.structs import TopicPartition
@@ -613,6 +613,13 @@ class InputHandOff(Protocol):
         """Take one fetch's records of `topics`, by partition; `suspended` is set while a rebalance stops the flow."""
 
 
+class FetchListener(Protocol):
+    """What `input_in_batches` tells of every fetch (`streams.service.owner_fetches.UnhandledFetches`)."""
+
+    def fetched(self, records: Mapping[Any, Sequence[Any]]) -> None:
+        """One fetch's records, by topic partition, before Faust takes them."""
+
+
 def input_in_batches() -> None:
     """Records of the input topics skip Faust's per-record path: each fetch hands them over as lists.
 
@@ -627,7 +634,9 @@ def input_in_batches() -> None:
     monitor hears of each hand-off as of a record reaching a stream: Faust
     reports a partition whose stream has not taken a record for
     `tp_stream_timeout_secs` while the broker holds more ("Stream has not
-    started processing").
+    started processing"). An app with `streams_fetches` (a `FetchListener`)
+    hears of every fetch of the current consumer generation before Faust
+    takes the records it keeps.
     """
     from faust.transport.consumer import ThreadDelegateConsumer  # noqa: PLC0415
 
@@ -639,6 +648,9 @@ def input_in_batches() -> None:
         hand_off: InputHandOff | None = getattr(self.app, "streams_input", None)
         generation = self.app.consumer_generation_id
         records = await original(self, active_partitions, timeout)
+        listener: FetchListener | None = getattr(self.app, "streams_fetches", None)
+        if listener is not None and records and self.app.consumer_generation_id == generation:
+            listener.fetched(records)
         if hand_off is None or not records:
             return records
         taken = {tp: fetched for tp, fetched in records.items() if tp.topic in hand_off.topics}

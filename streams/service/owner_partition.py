@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
@@ -149,8 +149,9 @@ class OwnerPartition(Generic[Handle]):
     recently, which covers rows written by a checkpoint cut short.
 
     Records are expected in offset order without gaps, from the checkpoint's
-    `replay_from` on: `missing_before` tells the caller which offsets the
-    consumer skipped (read them from the topic and handle them first), and a
+    `replay_from` on (without a checkpoint, from the partition's start):
+    `missing_before` tells the caller which offsets the consumer skipped
+    (read them from the topic and handle them first), and a
     record below the next expected offset was handled already (acked, not
     applied again). This does not trust the consumer's committed offset,
     which faust-streaming 0.15.3 can move past records never acked.
@@ -182,8 +183,9 @@ class OwnerPartition(Generic[Handle]):
         self._last_offset = -1
         self.skipped = 0
         """Updates skipped because they were applied before a restart or re-sent by the input."""
-        self.next_offset: int | None = None
-        """The owner-stream offset expected next (None: whatever comes first)."""
+        self.next_offset: int | None = 0
+        """The owner-stream offset expected next (None: whatever comes first, after a checkpoint written before
+        `replay_from` existed). Without a checkpoint nothing was acked: every record from the partition's start."""
         self.handled_before = 0
         """Records delivered again after being handled (below `next_offset`)."""
         self.engine = RelationshipEngine(
@@ -218,14 +220,22 @@ class OwnerPartition(Generic[Handle]):
         """Offset of the last record handled since loading (-1: none yet)."""
         return self._last_offset
 
-    def missing_before(self, offset: int, markers: bool = False, seeked_to: int | None = None) -> int | None:
+    def missing_before(
+        self,
+        offset: int,
+        markers: bool = False,
+        seeked_to: int | None = None,
+        fetched_between: Callable[[int, int], bool] | None = None,
+    ) -> int | None:
         """The first offset the consumer skipped before `offset`, or None when nothing is missing.
 
         With `markers` (exactly_once) transaction markers leave offsets out of
         the stream, so past the first record handled a gap counts only when
-        the consumer was seeked into it (`seeked_to` in `(next, offset]`) or
+        the consumer was seeked into it (`seeked_to` in `(next, offset]`),
         where it was seeked is not known yet (None): records fetched before a
-        seek can come first, and the seek then skips the records between.
+        seek can come first, and the seek then skips the records between; or
+        when the consumer fetched a record in it that never arrived
+        (`fetched_between(next, offset)`: Faust dropped it on the way).
         """
         expected = self.next_offset
         if expected is None or offset <= expected:
@@ -235,6 +245,7 @@ class OwnerPartition(Generic[Handle]):
             and self._last_offset >= 0
             and seeked_to is not None
             and not expected < seeked_to <= offset
+            and not (fetched_between is not None and fetched_between(expected, offset))
         ):
             return None
         return expected

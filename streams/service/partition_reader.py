@@ -28,6 +28,7 @@ def read_range(settings: Settings, topic: str, partition: int, start: int, end: 
     consumer = KafkaConsumer(
         **client_options(settings),
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # `start` below the log's start (retention): from the first record kept
         isolation_level="read_committed" if settings.exactly_once else "read_uncommitted",
     )
     try:

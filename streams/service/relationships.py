@@ -21,6 +21,7 @@ from streams.service.erasure_log import ErasureLog
 from streams.service.faust_internals import partition_databases
 from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
+from streams.service.owner_fetches import UnhandledFetches
 from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
 from streams.service.poison_records import PoisonRecords
@@ -78,6 +79,9 @@ class OwnerPartitions:
         """Where the consumer was last seeked to, per topic partition (cleared at revocations)."""
         self.owner_topic = topology.owner_updates.get_topic_name()
         """Name of the owner-keyed topic this agent reads."""
+        self.fetches = UnhandledFetches(self.owner_topic)
+        """Owner-stream records the consumer fetched and this agent has not handled yet."""
+        app.streams_fetches = self.fetches  # type: ignore[attr-defined]  # fed by faust_internals.input_in_batches
         self.poison = PoisonRecords(settings, "relationships", topology.input_partitions, metrics=metrics)
         """Row updates that failed too often: skipped (streams/service/poison_records.py)."""
         self.codec = row_codec(settings.compiled_core)
@@ -136,13 +140,15 @@ class OwnerPartitions:
 
     async def read_skipped(self, partition: int, start: int, end: int) -> list[Fetched]:
         """Records `start..end-1` of an owner partition, which the consumer skipped, read from the broker."""
+        dropped = self.fetches.between(partition, start, end)
         found = await asyncio.to_thread(read_range, self.settings, self.owner_topic, partition, start, end)
         self.metrics.refetched.inc(len(found))
         log.warning(
-            "owner partition %d: the consumer skipped offsets %d..%d; read %d records from the broker",
+            "owner partition %d: the consumer skipped offsets %d..%d%s; read %d records from the broker",
             partition,
             start,
             end - 1,
+            " (fetched, then dropped before the agent)" if dropped else "",
             len(found),
             extra={
                 "topic": self.owner_topic,
@@ -184,15 +190,23 @@ class OwnerPartitions:
         Under exactly_once transaction markers leave offsets out of the owner
         stream: past the first record after loading (the consumer may have
         committed past the checkpoint's `replay_from`), a gap is read only when
-        the consumer's seek lands in it (`OwnerPartition.missing_before`).
+        the consumer's seek lands in it or the consumer fetched a record in it
+        that never arrived here (`OwnerPartition.missing_before`).
         """
-        seeked_to = self.seeked.get((self.owner_topic, part.partition))
-        missing = part.missing_before(offset, self.delivery.transactional, seeked_to)
+        partition = part.partition
+        seeked_to = self.seeked.get((self.owner_topic, partition))
+        missing = part.missing_before(
+            offset,
+            self.delivery.transactional,
+            seeked_to,
+            lambda start, end: self.fetches.between(partition, start, end),
+        )
         if missing is None:
             return
-        for skipped in await self.read_skipped(part.partition, missing, offset):
+        for skipped in await self.read_skipped(partition, missing, offset):
             record = await self.without_poison(skipped.value or b"")
             await self.publish(part, part.handle(record, None, skipped.offset, _now_ms(), skipped.timestamp))
+        self.fetches.read(partition, missing, offset)
 
     async def checkpoint(self, part: OwnerPartition[EventT[Any]], stream: faust.StreamT[bytes]) -> None:
         """Write changed rows to the table (and so its changelog), then ack the records they cover.
@@ -231,6 +245,8 @@ class OwnerPartitions:
             return
         for event in done.acks:
             await stream.ack(event)
+        if part.next_offset is not None:
+            self.fetches.forget_below(part.partition, part.next_offset)
         self.checkpointed_at[part.partition] = time.monotonic()
 
     def drop_all(self) -> None:
@@ -244,6 +260,7 @@ class OwnerPartitions:
         for part in self.live.values():
             part.revoked = True
         self.live.clear()
+        self.fetches.clear()
         self.delivery.drop_all()
 
     def observe(self) -> None:
@@ -291,6 +308,7 @@ def register_relationships(
             if stale_events.stale(event):
                 continue  # fetched before a revocation: re-read from the committed offset, not acked
             started = time.perf_counter()
+            partitions.fetches.handled(event.message.partition, event.message.offset)
             part = partitions.get(event.message.partition)
             stats = part.engine.stats
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped

@@ -290,9 +290,12 @@ def event_time_state(worker: Worker) -> str:
     return f"{'?' if late is None else f'{late:.0f}'} late events, {'?' if held is None else f'{held:.0f}'} updates held"
 
 
-def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None) -> str:
+def describe_progress(
+    topic_set: TopicSet, workers: Sequence[Worker], earlier: GroupProgress | None, lost: bool = False
+) -> str:
     """Late or lost: which workers are alive (with their `event_time_state`), and whether the group is
-    still consuming (vs `earlier`)."""
+    still consuming (vs `earlier`). `lost`: the caller saw the group handle the owner stream past its end
+    with every input committed and nothing new (heartbeats keep the owner stream's commits moving)."""
     now = group_progress(topic_set)
     alive = ", ".join(
         f"{w.name} alive ({event_time_state(w)})"
@@ -303,7 +306,9 @@ def describe_progress(topic_set: TopicSet, workers: Sequence[Worker], earlier: G
     moving = earlier is not None and (
         now.input_behind < earlier.input_behind or now.owner_committed != earlier.owner_committed
     )
-    if moving:
+    if lost:
+        verdict = "LOST: every input record is committed and the owner stream was handled past its end since"
+    elif moving:
         verdict = f"LATE: the group is still consuming ({now.input_behind} input records not committed)"
     elif now.input_behind == 0:
         verdict = "LOST: every input record is committed and the owner stream no longer moves"

@@ -153,7 +153,7 @@ def wait_for_ids(
             missing = sorted(want.keys() - {a["alert_id"] for a in alerts})
             pytest.fail(
                 f"{len(missing)} of {len(want)} alert ids missing after {waited:.0f}s, e.g. {missing[:3]}: "
-                f"{describe_progress(topic_set, workers, earlier)}"
+                f"{describe_progress(topic_set, workers, earlier, lost)}"
             )
         time.sleep(1.5)
         count = len(alerts)

@@ -11,6 +11,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.service.faust_internals import input_in_batches
 from streams.service.input_batches import InputBatches, InputRecord, acked_runs
+from streams.service.owner_fetches import UnhandledFetches
 
 TOPIC = "mentions"
 
@@ -169,5 +170,32 @@ def test_the_consumer_hands_input_records_off_and_gives_faust_the_rest() -> None
             fetched, None, SimpleNamespace(consumer_generation_id=0, rebalances_while_fetching=0)
         )
         assert await plain._getmany(None, 1.0) == fetched  # an app without a hand-off: Faust's path as it was
+
+    asyncio.run(main())
+
+
+def test_the_owner_streams_fetches_are_told_to_the_relationship_agents_tracker() -> None:
+    input_in_batches()
+    owner_topic = "relationships.owner-updates"
+    owner = TopicPartition(owner_topic, 2)
+    owner_records = [
+        ConsumerRecord(owner_topic, 2, offset, 0, 0, None, b"", None, 0, 0, ()) for offset in (11, 12, 14)
+    ]
+    fetched = {TopicPartition(TOPIC, 0): records(0, range(2)), owner: owner_records}
+
+    async def main() -> None:
+        app = SimpleNamespace(
+            consumer_generation_id=4, rebalances_while_fetching=0, monitor=None, streams_fetches=None
+        )
+        app.streams_fetches = UnhandledFetches(owner_topic)
+        consumer = fetching_consumer(fetched, InputBatches({TOPIC}, 100, lambda: 4), app)
+        assert await consumer._getmany(None, 1.0) == {owner: owner_records}
+        assert len(app.streams_fetches) == 3  # the owner stream's only
+        assert app.streams_fetches.between(2, 13, 14) is False  # 13: a transaction marker
+        assert app.streams_fetches.between(2, 12, 14) is True
+        app.streams_fetches.clear()
+        app.rebalances_while_fetching = 1  # fetched across a rebalance: Faust drops them, nothing to track
+        await consumer._getmany(None, 1.0)
+        assert len(app.streams_fetches) == 0
 
     asyncio.run(main())
