@@ -151,6 +151,7 @@ def replay_compiled(
             counts["late"],
         )
         summary.watermark_max_jump_ms = counts["watermark_max_jump_ms"]
+        summary.watermark = counts["watermark"]
         summary.rows_reset, summary.rows_reclaimed = counts["rows_reset"], counts["rows_reclaimed"]
         summary.erasures = len(erasures)
         summary.rows_erased, summary.erased_events = counts["rows_erased"], counts["erased_events"]

@@ -70,6 +70,8 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
     keep_week = {"retention.ms": str(7 * 86_400_000), **replicated}
     plan = [NewTopic(name, partitions, replicas, topic_configs=keep_week) for name in settings.input_topics()]
     plan.append(NewTopic(settings.topic_alerts, partitions, replicas, topic_configs=keep_week))
+    if settings.digests:
+        plan.append(NewTopic(settings.topic_digests, partitions, replicas, topic_configs=keep_week))
     plan.append(
         NewTopic(
             settings.topic_dead_letter,

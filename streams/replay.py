@@ -54,6 +54,8 @@ class ReplaySummary:
     """Events dropped: they name an erased user and predate the erasure, and arrived after it."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts emitted by kind."""
+    watermark: int = -(2**63)
+    """The watermark at the end: every deadline at or below it has fired (digests are due up to it)."""
     seconds: float = 0.0
     """Wall time of the replay."""
 
@@ -138,6 +140,7 @@ def replay(
     yield from advance(max(max_ts, engine.max_ts), inclusive=True)  # self-interactions count: SPEC §4
     yield from engine.finish()  # then the erasures still waiting
     summary.seconds = time.perf_counter() - started
+    summary.watermark = engine.watermark
     summary.watermark_max_jump_ms = max_jump
     stats = engine.stats
     summary.applied, summary.duplicates, summary.late = stats.applied, stats.duplicates, stats.late

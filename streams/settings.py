@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         gt=0,
         description="STREAMS_MAX_FUTURE_MS: with the hybrid clock, an event more than this ahead of the wall clock is a dead letter, reason `ts_in_future` (SPEC v1.1 §1; 1 h).",
     )
+    digest_top: int = Field(
+        5,
+        ge=1,
+        description="STREAMS_DIGEST_TOP: how many dormant relationships a daily digest lists, the strongest first; the rest are counted (docs/semantics.md §10).",
+    )
 
     # --- service ---
     broker: str = Field(
@@ -130,6 +135,14 @@ class Settings(BaseSettings):
     topic_dead_letter: str = Field(
         "interactions.dead-letter",
         description="STREAMS_TOPIC_DEAD_LETTER: rejected input records with their reason.",
+    )
+    digests: bool = Field(
+        False,
+        description="STREAMS_DIGESTS: also publish per-owner daily digests to STREAMS_TOPIC_DIGESTS (docs/semantics.md §10).",
+    )
+    topic_digests: str = Field(
+        "relationships.digests",
+        description="STREAMS_TOPIC_DIGESTS: output topic of daily digests, keyed by owner (schemas/digest.v1.json); written only with STREAMS_DIGESTS.",
     )
     topic_erasures: str = Field(
         "relationships.erasures",
@@ -329,6 +342,7 @@ def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[st
         "STREAMS_TOPIC_ALERTS": f"{app_id}.alerts",
         "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
         "STREAMS_TOPIC_ERASURES": f"{app_id}.erasures",
+        "STREAMS_TOPIC_DIGESTS": f"{app_id}.digests",
         "STREAMS_CLOCK": "event",
     }
     env.update({f"STREAMS_{name.upper()}": str(value) for name, value in overrides.items()})

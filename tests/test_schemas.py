@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import re
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
+from streams.datasets.collegemsg import COLLEGEMSG, collegemsg_events
+from streams.engine.digests import digests_of
 from streams.engine.engine import RelationshipEngine
 from streams.engine.erasures import validate_erasure
 from streams.engine.events import (
@@ -31,7 +34,7 @@ from streams.engine.events import (
     row_updates,
     validate_event,
 )
-from streams.replay import REPLAY_DEFAULTS, dump_alert, replay
+from streams.replay import REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 from streams.service.dead_letter import dead_letter as service_dead_letter
 from streams.settings import DAY_MS, HOUR_MS, Settings
 
@@ -342,6 +345,51 @@ def test_alert_schema_rejects_broken_alerts() -> None:
         assert not ALERT.is_valid(broken), name
 
 
+# --- digests -----------------------------------------------------------------------
+
+DIGEST = Draft7Validator(load_schema("digest.v1.json"))
+
+
+def collegemsg_digests() -> list[dict[str, Any]]:
+    """The digests of 20,000 CollegeMsg events under short silences (3 listed at most)."""
+    config = Settings(
+        **REPLAY_DEFAULTS, min_touches=3, min_silence_ms=DAY_MS, max_silence_ms=7 * DAY_MS, digest_top=3
+    )
+    lines = [orjson.dumps(e) for e in itertools.islice(collegemsg_events(COLLEGEMSG), 20_000)]
+    summary = ReplaySummary()
+    alerts = list(replay(lines, config, summary))
+    return digests_of(alerts, summary.watermark, config.digest_top)
+
+
+def test_every_digest_validates() -> None:
+    digests = collegemsg_digests()
+    assert any(d["more"] for d in digests)
+    assert any(not d["more"] for d in digests)
+    for digest in digests:
+        errors = [e.message for e in DIGEST.iter_errors(digest)]
+        assert not errors, (digest, errors)
+    assert all(DIGEST.is_valid(example) for example in load_schema("digest.v1.json")["examples"])
+
+
+def test_digest_schema_rejects_broken_digests() -> None:
+    digest = next(d for d in collegemsg_digests() if d["more"])
+    entry = digest["dormant"][0]
+    broken = {
+        "without dormant": {k: v for k, v in digest.items() if k != "dormant"},
+        "nothing listed": {**digest, "dormant": []},
+        "more negative": {**digest, "more": -1},
+        "a day as a number": {**digest, "day": 12552},
+        "schema_version 2": {**digest, "schema_version": 2},
+        "a revived alert listed": {**digest, "dormant": [{**entry, "alert_id": "revived:a:b:1"}]},
+        "an entry without strength": {
+            **digest,
+            "dormant": [{k: v for k, v in entry.items() if k != "strength"}],
+        },
+    }
+    for name, value in broken.items():
+        assert not DIGEST.is_valid(value), name
+
+
 # --- dead letters ------------------------------------------------------------------
 
 
@@ -535,6 +583,7 @@ def test_every_schema_exists() -> None:
     assert [p.name for p in SCHEMA_FILES] == [
         "alert.v1.json",
         "dead-letter.v1.json",
+        "digest.v1.json",
         "erasure.v1.json",
         "interaction-event.v1.json",
         "relationships-response.v1.json",

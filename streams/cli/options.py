@@ -27,6 +27,7 @@ SEMANTIC_FIELDS = (
     "clock",
     "dedup_window_ms",
     "row_ttl_ms",
+    "digest_top",
 )
 
 

@@ -9,6 +9,7 @@ from typing import BinaryIO
 import orjson
 
 from streams.cli.options import add_setting_flags, settings_from_args
+from streams.engine.digests import Digests
 from streams.engine.erasures import Erasure, read_erasures
 from streams.replay import ENGINES, REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 
@@ -31,6 +32,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="JSON-lines erasure requests ({user_id, ts}, schemas/erasure.v1.json), applied as the "
         "watermark reaches each ts (docs/semantics.md §9)",
     )
+    parser.add_argument(
+        "--digests",
+        metavar="FILE",
+        help="also write the per-owner daily digests due at the end (schemas/digest.v1.json) to FILE, "
+        "as sorted-key JSON lines (docs/semantics.md §10)",
+    )
     add_setting_flags(parser, REPLAY_DEFAULTS)
     parser.set_defaults(run=run)
 
@@ -49,12 +56,22 @@ def run(args: argparse.Namespace) -> int:
             return 2
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
+    digests = Digests(settings.digest_top)
+    for erasure in erasures:
+        digests.erase(erasure.user, erasure.ts)
     try:
         for alert in replay(source, settings, summary, args.engine, erasures=erasures):
             out.write(dump_alert(alert))
+            digests.add(alert)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
         out.flush()
+    if args.digests:
+        with open(args.digests, "wb") as digest_file:
+            for digest in digests.due(summary.watermark):
+                digest_file.write(
+                    orjson.dumps(digest, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+                )
     sys.stderr.buffer.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
     return 0

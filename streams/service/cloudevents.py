@@ -1,4 +1,4 @@
-"""CloudEvents 1.0 attributes of alert and dead-letter records: Kafka headers of the binary content mode."""
+"""CloudEvents 1.0 attributes of alert, digest and dead-letter records: Kafka headers of the binary content mode."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ __all__ = [
     "CONTENT_TYPE",
     "DEAD_LETTER_SCHEMA",
     "DEAD_LETTER_TYPE",
+    "DIGEST_SCHEMA",
+    "DIGEST_TYPE",
     "SPEC_VERSION",
     "alert_headers",
     "dead_letter_headers",
+    "digest_headers",
     "event_source",
     "rfc3339",
 ]
@@ -25,8 +28,11 @@ ALERT_SCHEMA = "https://schemas.relationship-streams.dev/alert.v1.json"
 """`$id` of schemas/alert.v1.json."""
 DEAD_LETTER_SCHEMA = "https://schemas.relationship-streams.dev/dead-letter.v1.json"
 """`$id` of schemas/dead-letter.v1.json."""
+DIGEST_SCHEMA = "https://schemas.relationship-streams.dev/digest.v1.json"
+"""`$id` of schemas/digest.v1.json."""
 ALERT_TYPES = {kind: f"dev.relationship-streams.alert.{kind}.v1" for kind in ("dormant", "revived")}
 DEAD_LETTER_TYPE = "dev.relationship-streams.dead-letter.v1"
+DIGEST_TYPE = "dev.relationship-streams.digest.v1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 _MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
@@ -71,3 +77,8 @@ def dead_letter_headers(
     return _headers(
         f"{topic}:{partition}:{offset}", source, DEAD_LETTER_TYPE, error_at_ms, DEAD_LETTER_SCHEMA
     )
+
+
+def digest_headers(digest: dict[str, Any], source: str) -> list[tuple[str, bytes]]:
+    """A digest's headers: `ce_id` is its `digest_id`, `ce_time` its `day_start`."""
+    return _headers(digest["digest_id"], source, DIGEST_TYPE, digest["day_start"], DIGEST_SCHEMA)

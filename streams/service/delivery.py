@@ -13,7 +13,8 @@ import orjson
 import rocksdict
 
 from streams.engine.alerts import Alert
-from streams.service.cloudevents import alert_headers, event_source
+from streams.engine.digests import Digest
+from streams.service.cloudevents import alert_headers, digest_headers, event_source
 from streams.service.dead_letter import DeadLetter
 from streams.service.faust_internals import (
     changelog_sent_callback,
@@ -142,8 +143,12 @@ class Delivery(ABC):
         """Alerts of owner partition `partition`, out now or with its next checkpoint."""
 
     @abstractmethod
+    async def publish_digests(self, partition: int, digests: list[Digest]) -> None:
+        """Daily digests of owner partition `partition`, out now or with its next checkpoint, as its alerts."""
+
+    @abstractmethod
     def has_unsent_alerts(self, partition: int) -> bool:
-        """Alerts wait for the partition's next checkpoint."""
+        """Alerts (or digests) wait for the partition's next checkpoint."""
 
     @abstractmethod
     def checkpoint(self, partition: int) -> contextlib.AbstractAsyncContextManager[Checkpointing | None]:
@@ -159,19 +164,35 @@ class Delivery(ABC):
 
     async def _send_alerts(self, alerts: list[Alert], tid: str | None) -> list[Awaitable[Any]]:
         """Alerts to the alert topic keyed by owner, in transaction `tid` if any; their delivery futures."""
-        topic = self.topology.alerts
-        source = event_source(self.settings.app_id)
-        deliveries = []
+        deliveries = await self._send_by_owner(self.topology.alerts, alerts, alert_headers, tid)
         for alert in alerts:
-            key, value = alert["owner_id"].encode(), orjson.dumps(alert, option=orjson.OPT_SORT_KEYS)
-            headers = alert_headers(alert, source)
-            if tid is None:
-                deliveries.append(await topic.send(key=key, value=value, headers=headers))
-            else:
-                deliveries.append(
-                    await self.transactions.send(tid, topic.get_topic_name(), value, key=key, headers=headers)
-                )
             self.metrics.alerts.labels(kind=alert["kind"]).inc()
+        return deliveries
+
+    async def _send_digests(self, digests: list[Digest], tid: str | None) -> list[Awaitable[Any]]:
+        """Digests to the digest topic keyed by owner, in transaction `tid` if any; their delivery futures."""
+        deliveries = await self._send_by_owner(self.topology.digests, digests, digest_headers, tid)
+        self.metrics.digests.inc(len(digests))
+        return deliveries
+
+    async def _send_by_owner(
+        self,
+        topic: Any,
+        values: list[dict[str, Any]],
+        headers_of: Callable[[dict[str, Any], str], list[tuple[str, bytes]]],
+        tid: str | None,
+    ) -> list[Awaitable[Any]]:
+        """JSON values (sorted keys) to `topic` keyed by their `owner_id`, with their CloudEvents headers."""
+        source = event_source(self.settings.app_id)
+        name = topic.get_topic_name()
+        deliveries = []
+        for value in values:
+            key, data = value["owner_id"].encode(), orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            headers = headers_of(value, source)
+            if tid is None:
+                deliveries.append(await topic.send(key=key, value=data, headers=headers))
+            else:
+                deliveries.append(await self.transactions.send(tid, name, data, key=key, headers=headers))
         return deliveries
 
     def changelog_name(self) -> str:
@@ -213,6 +234,11 @@ class AtLeastOnce(Delivery):
         """Sent now; the next checkpoint waits for their delivery."""
         if alerts:
             self.alerts_in_flight += await self._send_alerts(alerts, None)
+
+    async def publish_digests(self, partition: int, digests: list[Digest]) -> None:
+        """Sent now; the next checkpoint waits for their delivery (it no longer holds them)."""
+        if digests:
+            self.alerts_in_flight += await self._send_digests(digests, None)
 
     def has_unsent_alerts(self, partition: int) -> bool:
         """Never: alerts go out at once."""
@@ -282,6 +308,8 @@ class ExactlyOnce(Delivery):
         super().__init__(app, topology, settings, metrics)
         self.unsent_alerts: dict[int, list[Alert]] = {}
         """Alerts held until the checkpoint whose transaction carries them."""
+        self.unsent_digests: dict[int, list[Digest]] = {}
+        """Digests held the same way."""
         self.committed_writes = CommittedWrites(topology.rows)
 
     async def send_updates(
@@ -336,9 +364,14 @@ class ExactlyOnce(Delivery):
         if alerts:
             self.unsent_alerts.setdefault(partition, []).extend(alerts)
 
+    async def publish_digests(self, partition: int, digests: list[Digest]) -> None:
+        """Held for the checkpoint whose transaction carries them."""
+        if digests:
+            self.unsent_digests.setdefault(partition, []).extend(digests)
+
     def has_unsent_alerts(self, partition: int) -> bool:
-        """Alerts wait for the partition's checkpoint."""
-        return bool(self.unsent_alerts.get(partition))
+        """Alerts or digests wait for the partition's checkpoint."""
+        return bool(self.unsent_alerts.get(partition) or self.unsent_digests.get(partition))
 
     @contextlib.asynccontextmanager
     async def checkpoint(self, partition: int) -> AsyncIterator[Checkpointing | None]:
@@ -352,8 +385,9 @@ class ExactlyOnce(Delivery):
                 yield _TransactionalCheckpoint(self, partition, tid)
 
     def drop_all(self) -> None:
-        """Held alerts and rows go with the aborted transactions."""
+        """Held alerts, digests and rows go with the aborted transactions."""
         self.unsent_alerts.clear()
+        self.unsent_digests.clear()
         self.committed_writes.discard_all()
 
 
@@ -364,9 +398,10 @@ class _TransactionalCheckpoint(Checkpointing):
         self.tid = tid
 
     async def flush_alerts(self) -> None:
-        """The partition's held alerts join the transaction."""
+        """The partition's held alerts and digests join the transaction."""
         delivery = self.delivery
         await delivery._send_alerts(delivery.unsent_alerts.pop(self.partition, []), self.tid)
+        await delivery._send_digests(delivery.unsent_digests.pop(self.partition, []), self.tid)
 
     async def write_rows(self, records: RowRecords, stopped: Callable[[], bool]) -> None:
         """In the transaction; to local RocksDB once it commits."""

@@ -108,6 +108,9 @@ class Metrics:
         self.alerts = Counter(
             f"{PREFIX}_alerts_published_total", "Alerts published, by kind.", ["kind"], registry=r
         )
+        self.digests = Counter(
+            f"{PREFIX}_digests_published_total", "Daily digests published (STREAMS_DIGESTS).", registry=r
+        )
         self.rows = Gauge(f"{PREFIX}_rows", "Relationship rows held by this worker.", registry=r)
         self.established_rows = Gauge(
             f"{PREFIX}_established_rows",

@@ -10,6 +10,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import orjson
 
 from streams.engine.alerts import Alert
+from streams.engine.digests import Digest, Digests
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import RowUpdate
 from streams.engine.row import Row
@@ -130,6 +131,8 @@ class Checkpoint(NamedTuple, Generic[Handle]):
     """Records whose every update is applied and covered by `rows`."""
     erasures: ErasureLog | None = None
     """The engine's erasures, when they changed since the last checkpoint (written with the rows)."""
+    digests: bytes | None = None
+    """The digests waiting for their day (`Digests.to_bytes`), when they changed since the last checkpoint."""
 
 
 class OwnerPartition(Generic[Handle]):
@@ -172,6 +175,7 @@ class OwnerPartition(Generic[Handle]):
         sources: Iterable[str],
         resume: Resume | None = None,
         erasures: ErasureLog | None = None,
+        digests: Digests | None = None,
     ) -> None:
         self.partition = partition
         self.revoked = False
@@ -215,6 +219,11 @@ class OwnerPartition(Generic[Handle]):
         if erasures is not None:
             erasures.restore(self.engine)
         self._erasures_written = ErasureLog.of(self.engine)
+        self.digests: Digests | None = None
+        """Dormant alerts waiting for their day's digest (`settings.digests`), checkpointed with the rows."""
+        if settings.digests:
+            self.digests = digests if digests is not None else Digests(settings.digest_top)
+        self._digests_written = None if self.digests is None else self.digests.to_bytes()
 
     def last_offset(self) -> int:
         """Offset of the last record handled since loading (-1: none yet)."""
@@ -276,14 +285,25 @@ class OwnerPartition(Generic[Handle]):
             offer = self.engine.offer
             for update in fresh:
                 alerts += offer(update)
+        digests = self.digests
         for user, ts, _index, _input_offset in record.erasures:
             alerts += self.engine.erase(user, ts)  # one delivered again changes nothing
+            if digests is not None:
+                digests.erase(user, ts)
         for source, (max_ts, idle) in record.markers.items():
             self.tracker.observe(source, max_ts, idle, record_ms)
         mark, all_idle = self.tracker.watermark(now_ms, record_ms)
         if mark is not None:
             alerts += self.engine.advance(mark, inclusive=all_idle)
+        if digests is not None:
+            for alert in alerts:
+                digests.add(alert)
         return alerts
+
+    def due_digests(self) -> list[Digest]:
+        """The digests of the days the watermark has passed (none without `settings.digests`); forgotten here,
+        so they go out before the next checkpoint (`docs/semantics.md` §10)."""
+        return [] if self.digests is None else self.digests.due(self.engine.watermark)
 
     def _fresh_updates(self, record: OwnerRecord, offset: int, tag: int) -> list[RowUpdate]:
         """The record's updates not applied before: see the class docstring."""
@@ -350,7 +370,14 @@ class OwnerPartition(Generic[Handle]):
                 erasures = None
             else:
                 self._erasures_written = erasures
-        return Checkpoint(changed, resume, acks, erasures)
+        digests: bytes | None = None
+        if self.digests is not None:
+            digests = self.digests.to_bytes()
+            if digests == self._digests_written:
+                digests = None
+            else:
+                self._digests_written = digests
+        return Checkpoint(changed, resume, acks, erasures, digests)
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""

@@ -13,6 +13,7 @@ import orjson
 from faust.types import TP, EventT, TableT
 
 from streams.engine.alerts import Alert
+from streams.engine.digests import Digests
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row_codec import row_codec
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 ROW_KEY_PREFIX = b"["
 RESUME_KEY = b"__resume__"
 ERASURES_KEY = b"__erasures__"
+DIGESTS_KEY = b"__digests__"
 RowKey = tuple[str, str]
 
 
@@ -114,6 +116,7 @@ class OwnerPartitions:
         rows = IndexedRows()  # indexed by owner for `GET /relationships/{owner}`
         resume: Resume | None = None
         erasures: ErasureLog | None = None
+        digests: Digests | None = None
         for key, value in table_items(self.topology.rows, partition):
             if key.startswith(ROW_KEY_PREFIX):
                 owner, contact = orjson.loads(key)
@@ -122,8 +125,10 @@ class OwnerPartitions:
                 resume = Resume.from_bytes(value)
             elif key == ERASURES_KEY:
                 erasures = ErasureLog.from_bytes(value)
+            elif key == DIGESTS_KEY and self.settings.digests:
+                digests = Digests.from_bytes(value, self.settings.digest_top)
         part: OwnerPartition[EventT[Any]] = OwnerPartition(
-            partition, self.settings, rows, self.sources(), resume, erasures
+            partition, self.settings, rows, self.sources(), resume, erasures, digests
         )
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
@@ -181,8 +186,10 @@ class OwnerPartitions:
         return elapsed_ms >= self.settings.checkpoint_interval_ms
 
     async def publish(self, part: OwnerPartition[EventT[Any]], alerts: list[Alert]) -> None:
-        """Alerts to the alert topic (exactly_once: held for the next checkpoint's transaction)."""
+        """Alerts to the alert topic, then the digests now due (exactly_once: held for the next checkpoint's
+        transaction)."""
         await self.delivery.publish_alerts(part.partition, alerts)
+        await self.delivery.publish_digests(part.partition, part.due_digests())
 
     async def catch_up(self, part: OwnerPartition[EventT[Any]], offset: int) -> None:
         """Before the record at `offset`: handle the records the consumer skipped, read from the broker.
@@ -237,6 +244,8 @@ class OwnerPartitions:
         records = [(row_key(key), None if row is None else next(encoded)) for key, row in done.rows]
         if done.erasures is not None:
             records.append((ERASURES_KEY, done.erasures.to_bytes()))
+        if done.digests is not None:
+            records.append((DIGESTS_KEY, done.digests))
         # Written last: a restart trusts it only together with the rows above.
         records.append((RESUME_KEY, done.resume.to_bytes()))
         # a partition revoked during an await is its new owner's to write from then on

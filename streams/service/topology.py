@@ -47,6 +47,8 @@ class Topology:
     """`dormant` / `revived` alerts keyed by owner."""
     dead_letters: TopicT
     """Rejected input records with their reason."""
+    digests: TopicT
+    """Per-owner daily digests keyed by owner (written only with `settings.digests`)."""
     rows: TableT[bytes, bytes]
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
     input_partitions: Mapping[str, int]
@@ -75,6 +77,7 @@ def declare_topology(
         ),
         alerts=app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw"),
         dead_letters=app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"),
+        digests=app.topic(settings.topic_digests, key_serializer="raw", value_serializer="raw"),
         rows=app.Table(
             ROWS_TABLE,
             partitions=settings.partitions,

@@ -21,7 +21,10 @@ from streams.service.cloudevents import (
     ALERT_TYPES,
     DEAD_LETTER_SCHEMA,
     DEAD_LETTER_TYPE,
+    DIGEST_SCHEMA,
+    DIGEST_TYPE,
     alert_headers,
+    digest_headers,
     event_source,
     rfc3339,
 )
@@ -52,6 +55,18 @@ def schema_id(name: str) -> str:
 def test_dataschemas_are_the_schema_ids() -> None:
     assert schema_id("alert.v1.json") == ALERT_SCHEMA
     assert schema_id("dead-letter.v1.json") == DEAD_LETTER_SCHEMA
+    assert schema_id("digest.v1.json") == DIGEST_SCHEMA
+
+
+def test_a_digest_is_a_cloudevent_of_its_own_type_dated_by_its_day() -> None:
+    digest = {"digest_id": "digest:ann:1", "day_start": 86_400_000, "owner_id": "ann"}
+    headers = dict(digest_headers(digest, "urn:x"))
+    assert headers["ce_id"] == b"digest:ann:1"
+    assert headers["ce_type"] == b"dev.relationship-streams.digest.v1"
+    assert headers["ce_time"] == b"1970-01-02T00:00:00.000Z"
+    assert headers["ce_dataschema"] == DIGEST_SCHEMA.encode()
+    event = from_binary_event(KafkaMessage(headers, b"ann", orjson.dumps(digest)))
+    assert (event.get_type(), event.get_data()) == (DIGEST_TYPE, digest)
 
 
 def test_times_are_rfc3339_utc_with_milliseconds() -> None:

@@ -139,11 +139,43 @@ def test_retracting_idleness_under_exactly_once_claims_no_progress_outside_any_t
 
 def test_exactly_once_holds_alerts_per_partition_until_its_checkpoint() -> None:
     exact = delivery(ExactlyOnce, 2)
-    exact.unsent_alerts = {}
+    exact.unsent_alerts, exact.unsent_digests = {}, {}
     asyncio.run(exact.publish_alerts(1, [{"kind": "dormant"}]))
     assert (exact.has_unsent_alerts(0), exact.has_unsent_alerts(1)) == (False, True)
     plain = delivery(AtLeastOnce, 2)
     assert not plain.has_unsent_alerts(1)
+
+
+def test_exactly_once_holds_digests_for_the_checkpoint_and_sends_them_after_its_alerts() -> None:
+    transactions = FakeTransactions({"app-owner-1"})
+    exact = delivery(ExactlyOnce, 2, transactions)
+    exact.unsent_alerts, exact.unsent_digests = {}, {}
+    exact.committed_writes = SimpleNamespace(discard_all=lambda: None)
+    exact.metrics = SimpleNamespace(
+        digests=SimpleNamespace(inc=lambda n: None),
+        alerts=SimpleNamespace(labels=lambda kind: SimpleNamespace(inc=lambda: None)),
+    )
+    exact.topology.digests = SimpleNamespace(get_topic_name=lambda: "digests")
+    exact.topology.alerts = SimpleNamespace(get_topic_name=lambda: "alerts")
+    alert = {"kind": "dormant", "owner_id": "ann", "dormant_since": 1, "alert_id": "dormant:ann:bob:0"}
+    digest = {"digest_id": "digest:ann:0", "owner_id": "ann", "day_start": 0}
+
+    async def main() -> None:
+        await exact.publish_digests(1, [digest])
+        assert (exact.has_unsent_alerts(0), exact.has_unsent_alerts(1)) == (False, True)
+        await exact.publish_alerts(1, [alert])
+        async with exact.checkpoint(1) as writing:
+            await writing.flush_alerts()
+        assert [(tid, topic) for tid, topic, _value, _partition in transactions.sent] == [
+            ("app-owner-1", "alerts"),
+            ("app-owner-1", "digests"),
+        ]
+        assert not exact.has_unsent_alerts(1)
+        await exact.publish_digests(0, [digest])
+        exact.drop_all()
+        assert not exact.has_unsent_alerts(0), "a revocation drops them with the transaction"
+
+    asyncio.run(main())
 
 
 def test_only_the_delivery_module_branches_on_the_guarantee_for_sends() -> None:
