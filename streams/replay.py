@@ -54,7 +54,7 @@ class ReplaySummary:
     """Events dropped: they name an erased user and predate the erasure, and arrived after it."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts emitted by kind."""
-    watermark: int = -(2**63)
+    watermark: int = NO_EVENT
     """The watermark at the end: every deadline at or below it has fired (digests are due up to it)."""
     seconds: float = 0.0
     """Wall time of the replay."""

@@ -9,7 +9,8 @@ from typing import BinaryIO
 import orjson
 
 from streams.cli.options import add_setting_flags, settings_from_args
-from streams.engine.digests import Digests
+from streams.engine.alerts import Alert
+from streams.engine.digests import digests_of
 from streams.engine.erasures import Erasure, read_erasures
 from streams.replay import ENGINES, REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 
@@ -56,20 +57,20 @@ def run(args: argparse.Namespace) -> int:
             return 2
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
-    digests = Digests(settings.digest_top)
-    for erasure in erasures:
-        digests.erase(erasure.user, erasure.ts)
+    dormant: list[Alert] = []  # kept for the digests only when they are asked for
     try:
         for alert in replay(source, settings, summary, args.engine, erasures=erasures):
             out.write(dump_alert(alert))
-            digests.add(alert)
+            if args.digests and alert["kind"] == "dormant":
+                dormant.append(alert)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
         out.flush()
     if args.digests:
+        known = [(erasure.user, erasure.ts) for erasure in erasures]
         with open(args.digests, "wb") as digest_file:
-            for digest in digests.due(summary.watermark):
+            for digest in digests_of(dormant, summary.watermark, settings.digest_top, known):
                 digest_file.write(
                     orjson.dumps(digest, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
                 )

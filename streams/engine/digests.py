@@ -147,7 +147,8 @@ class Digests:
     def forget_erasures_before(self, watermark: int) -> None:
         """Erasures the watermark has passed: the engine drops their user's updates from then on, so no alert
         naming them can come any more, and the digests they touch were pruned when they came."""
-        self._erasures = {user: ts for user, ts in self._erasures.items() if ts > watermark}
+        if self._erasures:  # due() calls this for every owner-stream record; erasures are rare
+            self._erasures = {user: ts for user, ts in self._erasures.items() if ts > watermark}
 
     def pending(self) -> int:
         """Dormant alerts waiting for their day's digest."""
