@@ -24,6 +24,7 @@ COMMANDS = (
     "offsets",
     "dead-letters",
     "erase",
+    "feedback",
 )
 
 

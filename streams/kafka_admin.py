@@ -82,6 +82,8 @@ def topic_plan(settings: Settings, partitions: int) -> list[NewTopic]:
     )
     # One partition: erasures are rare, and every owner partition gets each one anyway.
     plan.append(NewTopic(settings.topic_erasures, 1, replicas, topic_configs=keep_week))
+    # One partition too: feedback is a person's click, rare next to interactions (more partitions work).
+    plan.append(NewTopic(settings.topic_feedback, 1, replicas, topic_configs=keep_week))
     plan.append(
         NewTopic(owner_updates_topic_name(settings), settings.partitions, replicas, topic_configs=keep_week)
     )

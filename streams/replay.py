@@ -14,6 +14,7 @@ from streams.engine.alerts import Alert
 from streams.engine.engine import RelationshipEngine
 from streams.engine.erasures import Erasure
 from streams.engine.events import IN, OUT, InvalidEvent, RowUpdate, decode_event
+from streams.engine.feedback import Feedback, HeldFeedback
 from streams.settings import Settings
 
 __all__ = ["ENGINES", "REPLAY_DEFAULTS", "ReplaySummary", "replay"]
@@ -52,6 +53,10 @@ class ReplaySummary:
     """Rows deleted by erasures (docs/semantics.md §9)."""
     erased_events: int = 0
     """Events dropped: they name an erased user and predate the erasure, and arrived after it."""
+    feedback: int = 0
+    """Feedback records given (`--feedback`)."""
+    withheld: int = 0
+    """Alerts feedback kept back: the row was muted or snoozed (docs/semantics.md §11)."""
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts emitted by kind."""
     watermark: int = NO_EVENT
@@ -75,6 +80,8 @@ class ReplaySummary:
             "erasures": self.erasures,
             "rows_erased": self.rows_erased,
             "erased_events": self.erased_events,
+            "feedback": self.feedback,
+            "withheld": self.withheld,
             "alerts": {"dormant": self.alerts["dormant"], "revived": self.alerts["revived"]},
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds) if self.seconds > 0 else None,
@@ -88,6 +95,7 @@ def replay(
     engine_name: EngineName = "python",
     engine: RelationshipEngine | None = None,
     erasures: Iterable[Erasure] = (),
+    feedback: Iterable[Feedback] = (),
 ) -> Iterator[Alert]:
     """Yield the alerts of `lines` (one JSON event each) in emission order.
 
@@ -96,11 +104,16 @@ def replay(
     `engine_name="compiled"` runs the same replay in the compiled core (`core/`);
     pass a fresh `engine` (Python) to keep its rows and timers after the replay.
     `erasures` are known before the first event (docs/semantics.md §9), in
-    either engine.
+    either engine; so is `feedback` (§11), in the Python engine only.
     """
     summary = summary if summary is not None else ReplaySummary()
     erasures = list(erasures)
+    feedback = list(feedback)
     if engine_name == "compiled":
+        if feedback:
+            raise ValueError(
+                "feedback (mute, snooze) is not in the compiled core yet: replay it with the python engine"
+            )
         from streams.engine_compiled import replay_compiled  # noqa: PLC0415 - needs the built core
 
         yield from replay_compiled(lines, settings, summary, erasures=erasures)
@@ -109,6 +122,9 @@ def replay(
     for erasure in erasures:
         engine.erase(erasure.user, erasure.ts)
     summary.erasures = len(erasures)
+    for item in feedback:
+        engine.give_feedback(HeldFeedback(item.ts, item.owner, item.contact, item.action, item.until or 0))
+    summary.feedback = len(feedback)
     lateness = settings.allowed_lateness_ms
     max_bytes = settings.max_record_bytes
     offer, advance = engine.offer, engine.advance
@@ -146,6 +162,7 @@ def replay(
     summary.applied, summary.duplicates, summary.late = stats.applied, stats.duplicates, stats.late
     summary.rows_reset, summary.rows_reclaimed = stats.rows_reset, stats.rows_reclaimed
     summary.rows_erased, summary.erased_events = stats.rows_erased, stats.erased_events
+    summary.withheld = stats.withheld
     summary.alerts.update(dormant=stats.dormant, revived=stats.revived)
 
 

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
         "relationships.erasures",
         description="STREAMS_TOPIC_ERASURES: erasure requests (`streams erase`, schemas/erasure.v1.json): forget a user as of an event time.",
     )
+    topic_feedback: str = Field(
+        "relationships.feedback",
+        description="STREAMS_TOPIC_FEEDBACK: mute, unmute and snooze requests keyed by owner (`streams feedback`, schemas/feedback.v1.json; docs/semantics.md §11).",
+    )
     processing_guarantee: Guarantee = Field(
         "at_least_once",
         description="STREAMS_PROCESSING_GUARANTEE: `at_least_once` or `exactly_once` (Kafka transactions).",
@@ -323,8 +327,13 @@ class Settings(BaseSettings):
         return self.topic_mentions, self.topic_replies, self.topic_likes
 
     def source_topics(self) -> tuple[str, ...]:
-        """The topics the ingest stage reads and the watermark waits for: the input topics and the erasures topic."""
-        return (*self.input_topics(), self.topic_erasures)
+        """The topics the ingest stage reads and the watermark waits for: the input and the control topics."""
+        return (*self.input_topics(), *self.control_topics())
+
+    def control_topics(self) -> tuple[str, str]:
+        """Topics of requests, not events (erasures, feedback): quiet once caught up; their times move no
+        watermark on when every source is idle."""
+        return self.topic_erasures, self.topic_feedback
 
 
 def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[str, str]:
@@ -343,6 +352,7 @@ def deployment_env(app_id: str, partitions: int, **overrides: object) -> dict[st
         "STREAMS_TOPIC_DEAD_LETTER": f"{app_id}.dead-letter",
         "STREAMS_TOPIC_ERASURES": f"{app_id}.erasures",
         "STREAMS_TOPIC_DIGESTS": f"{app_id}.digests",
+        "STREAMS_TOPIC_FEEDBACK": f"{app_id}.feedback",
         "STREAMS_CLOCK": "event",
     }
     env.update({f"STREAMS_{name.upper()}": str(value) for name, value in overrides.items()})

@@ -42,8 +42,8 @@ def test_the_plan_sizes_internal_topics_by_the_owner_count_and_the_rest_by_the_g
         for topic in topic_plan(SETTINGS.model_copy(update={"partitions": 4}), 9)
     }
     assert plan[OWNER] == plan[CHANGELOG] == 4
-    assert plan[SETTINGS.topic_erasures] == 1
-    internal = {OWNER, CHANGELOG, SETTINGS.topic_erasures}
+    assert plan[SETTINGS.topic_erasures] == plan[SETTINGS.topic_feedback] == 1
+    internal = {OWNER, CHANGELOG, SETTINGS.topic_erasures, SETTINGS.topic_feedback}
     assert {name: count for name, count in plan.items() if name not in internal} == dict.fromkeys(
         [*SETTINGS.input_topics(), SETTINGS.topic_alerts, SETTINGS.topic_dead_letter], 9
     )
@@ -51,7 +51,7 @@ def test_the_plan_sizes_internal_topics_by_the_owner_count_and_the_rest_by_the_g
 
 def test_every_planned_topic_gets_the_replication_factor_and_min_insync_replicas() -> None:
     plan = topic_plan(SETTINGS.model_copy(update={"replication_factor": 3, "min_insync_replicas": 2}), 9)
-    assert len(plan) == 8
+    assert len(plan) == 9
     assert {topic.name: topic.replication_factor for topic in plan} == {topic.name: 3 for topic in plan}
     assert all(topic.topic_configs["min.insync.replicas"] == "2" for topic in plan)
     configs = {topic.name: topic.topic_configs for topic in plan}

@@ -34,6 +34,7 @@ from streams.engine.events import (
     row_updates,
     validate_event,
 )
+from streams.engine.feedback import validate_feedback
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 from streams.service.dead_letter import dead_letter as service_dead_letter
 from streams.settings import DAY_MS, HOUR_MS, Settings
@@ -47,6 +48,8 @@ BYTE_LEVEL = {Reason.TOO_LARGE, Reason.NOT_UTF8, Reason.NOT_JSON}
 # the service's checks after decoding: the wall clock (tests/service/test_ingest.py) and poison records
 # (tests/service/test_poison_records.py)
 WALL_CLOCK = {Reason.TS_IN_FUTURE, Reason.PROCESSING_ERROR}
+# feedback records' own (test_the_feedback_schema_and_decoder_agree)
+FEEDBACK_ONLY = {Reason.UNKNOWN_ACTION, Reason.UNEXPECTED_FIELD}
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def error_field(error: ValidationError) -> str | None:
 
 def test_table_covers_every_value_level_reason() -> None:
     reasons = {reason for _, _, reason in CASES if reason is not None}
-    assert reasons == set(Reason) - BYTE_LEVEL - WALL_CLOCK
+    assert reasons == set(Reason) - BYTE_LEVEL - WALL_CLOCK - FEEDBACK_ONLY
     assert len({name for name, _, _ in CASES}) == len(CASES)
 
 
@@ -427,7 +430,7 @@ BAD_RECORDS: list[tuple[bytes, Reason, int | None]] = [
 def test_dead_letter_reason_enum_is_the_reason_codes() -> None:
     enum = DEAD_LETTER.schema["properties"]["reason"]["enum"]
     assert sorted(enum) == sorted(reason.value for reason in Reason)
-    assert {reason for _, reason, _ in BAD_RECORDS} == set(Reason) - WALL_CLOCK
+    assert {reason for _, reason, _ in BAD_RECORDS} == set(Reason) - WALL_CLOCK - FEEDBACK_ONLY
 
 
 @pytest.mark.parametrize(("raw", "reason", "max_bytes"), BAD_RECORDS, ids=[r for _, r, _ in BAD_RECORDS])
@@ -585,6 +588,7 @@ def test_every_schema_exists() -> None:
         "dead-letter.v1.json",
         "digest.v1.json",
         "erasure.v1.json",
+        "feedback.v1.json",
         "interaction-event.v1.json",
         "relationships-response.v1.json",
     ]
@@ -609,6 +613,47 @@ def test_the_erasure_schema_and_decoder_agree() -> None:
         assert not schema.is_valid(value), value
         with pytest.raises(InvalidEvent):
             validate_erasure(value)
+
+
+def test_the_feedback_schema_and_decoder_agree() -> None:
+    schema = Draft7Validator(load_schema("feedback.v1.json"))
+    base = {"owner_id": "ann", "contact_id": "bob", "ts": 946684800000}
+    good = [
+        *load_schema("feedback.v1.json")["examples"],
+        {**base, "action": "unmute", "x": 1},
+        {**base, "action": "mute", "until": None},
+        {**base, "action": "snooze", "until": 946684800000},
+        {**base, "owner_id": "é" * 128, "action": "snooze", "until": 4102444799999.0},
+    ]
+    for value in good:
+        assert schema.is_valid(value), value
+        feedback = validate_feedback(value)
+        assert (feedback.owner, feedback.contact, feedback.action.name.lower(), feedback.ts) == (
+            value["owner_id"],
+            value["contact_id"],
+            value["action"],
+            value["ts"],
+        )
+        assert feedback.until == value.get("until")
+    bad = [
+        ({**base, "action": "block"}, "unknown_action"),
+        ({**base, "action": 1}, "wrong_type"),
+        ({**base, "action": "snooze"}, "missing_field"),
+        ({**base, "action": "snooze", "until": None}, "wrong_type"),
+        ({**base, "action": "snooze", "until": 4102444800000}, "ts_out_of_range"),
+        ({**base, "action": "mute", "until": 946684800000}, "unexpected_field"),
+        ({**base, "action": "mute", "owner_id": ""}, "bad_length"),
+        ({**base, "action": "mute", "contact_id": "é" * 129}, "bad_length"),
+        ({"owner_id": "ann", "contact_id": "bob", "action": "mute"}, "missing_field"),
+        ({"contact_id": "bob", "action": "mute", "ts": 946684800000}, "missing_field"),
+        ({**base, "action": "mute", "ts": "1"}, "wrong_type"),
+        ([base], "not_object"),
+    ]
+    for value, reason in bad:
+        assert not schema.is_valid(value), value
+        with pytest.raises(InvalidEvent) as caught:
+            validate_feedback(value)
+        assert caught.value.reason == reason, value
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=[p.name for p in SCHEMA_FILES])

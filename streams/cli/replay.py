@@ -12,6 +12,7 @@ from streams.cli.options import add_setting_flags, settings_from_args
 from streams.engine.alerts import Alert
 from streams.engine.digests import digests_of
 from streams.engine.erasures import Erasure, read_erasures
+from streams.engine.feedback import Feedback, read_feedback
 from streams.replay import ENGINES, REPLAY_DEFAULTS, ReplaySummary, dump_alert, replay
 
 __all__ = ["add_parser", "run"]
@@ -32,6 +33,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="JSON-lines erasure requests ({user_id, ts}, schemas/erasure.v1.json), applied as the "
         "watermark reaches each ts (docs/semantics.md §9)",
+    )
+    parser.add_argument(
+        "--feedback",
+        metavar="FILE",
+        help="JSON-lines feedback ({owner_id, contact_id, action: mute|unmute|snooze, until?, ts}, "
+        "schemas/feedback.v1.json), applied as the watermark reaches each ts (docs/semantics.md §11; "
+        "python engine only)",
     )
     parser.add_argument(
         "--digests",
@@ -55,11 +63,24 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             sys.stderr.write(f"replay: --erasures {args.erasures}: {exc}\n")
             return 2
+    feedback: list[Feedback] = []
+    if args.feedback:
+        if args.engine == "compiled":
+            sys.stderr.write(
+                "replay: --feedback needs --engine python: the compiled core has no feedback yet\n"
+            )
+            return 2
+        try:
+            with open(args.feedback, "rb") as lines:
+                feedback = list(read_feedback(lines))
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"replay: --feedback {args.feedback}: {exc}\n")
+            return 2
     source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
     dormant: list[Alert] = []  # kept for the digests only when they are asked for
     try:
-        for alert in replay(source, settings, summary, args.engine, erasures=erasures):
+        for alert in replay(source, settings, summary, args.engine, erasures=erasures, feedback=feedback):
             out.write(dump_alert(alert))
             if args.digests and alert["kind"] == "dormant":
                 dormant.append(alert)

@@ -66,11 +66,14 @@ class Digests:
         self._erasures: dict[str, int] = {}
 
     def add(self, alert: Alert) -> None:
-        """Take an alert in emission order (`revived` ones are not digested)."""
+        """Take an alert in emission order (`revived` ones are not digested).
+
+        A dormant alert feedback held back goes in the digest of the day it was released on (§11).
+        """
         if alert["kind"] != "dormant":
             return
         owner, contact, since = alert["owner_id"], alert["contact_id"], alert["dormant_since"]
-        day = since // DAY_MS
+        day = (alert.get("released_at") or since) // DAY_MS
         if self._erased_for(owner, day) or self._erased_for(contact, day):
             return
         entry = Entry(

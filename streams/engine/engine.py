@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from streams.engine.alerts import Alert, make_alert
 from streams.engine.events import OUT, RowUpdate
+from streams.engine.feedback import Action, HeldFeedback, RowFeedback
 from streams.engine.row import Row
 from streams.engine.rules import Rules
 from streams.engine.timers import DeadlineIndex
@@ -49,6 +50,10 @@ class EngineStats:
     """Rows deleted by erasures (docs/semantics.md §9)."""
     erased_events: int = 0
     """Events dropped because they name a user erased before they were applied."""
+    feedback: int = 0
+    """Feedback records applied (docs/semantics.md §11)."""
+    withheld: int = 0
+    """Alerts not emitted because feedback muted or snoozed the row (docs/semantics.md §11)."""
 
 
 class RelationshipEngine:
@@ -99,6 +104,14 @@ class RelationshipEngine:
         """`(ts, user)` erasures waiting for the watermark to reach `ts` (a min-heap)."""
         self.erased: dict[str, int] = {}
         """User -> the `ts` of their erasure, once applied: every update naming them is dropped from then on."""
+        self.held_feedback: list[HeldFeedback] = []
+        """Feedback waiting for the watermark to reach its `ts` (a min-heap)."""
+        self.feedback: dict[RowKey, RowFeedback] = {}
+        """What applied feedback says about each row it named (docs/semantics.md §11)."""
+        self.feedback_changed = False
+        """`feedback` changed since the caller last cleared this (the service persists it then)."""
+        self.snooze_ends = DeadlineIndex()
+        """Rows by when their snooze ends: a dormant alert it withheld goes out then."""
         self.watermark = NO_WATERMARK
         self.closed = False
         """True when updates exactly at the watermark have been applied too (all idle / end of input)."""
@@ -152,6 +165,26 @@ class RelationshipEngine:
             heapq.heappush(self.pending_erasures, (ts, user))
         return self._take_alerts()
 
+    def give_feedback(self, feedback: HeldFeedback) -> list[Alert]:
+        """Apply `feedback` once the watermark reaches its `ts` (docs/semantics.md §11); at once if it has.
+
+        Applied after every update before its `ts` and the deadlines before
+        it, before the updates and deadlines at or after it. Of two on one row,
+        the later `(ts, action, until)` wins, whichever arrives first.
+        """
+        if feedback.ts <= self.watermark:
+            self._apply_feedback(feedback, self.watermark)
+        else:
+            heapq.heappush(self.held_feedback, feedback)
+        return self._take_alerts()
+
+    def restore_feedback(self, state: dict[RowKey, RowFeedback]) -> None:
+        """Give a freshly loaded engine the feedback state a checkpoint saved."""
+        self.feedback = state
+        for key, entry in state.items():
+            if entry.snoozed_until is not None:
+                self.snooze_ends.set(key, entry.snoozed_until)
+
     def advance(self, watermark: int, inclusive: bool = False) -> list[Alert]:
         """Move the watermark (never back): apply held updates below it, fire deadlines `<=` it.
 
@@ -166,12 +199,14 @@ class RelationshipEngine:
         limit = self.watermark
         inclusive = self.closed
         held = self.held
-        may_be_due = self.timers.may_be_due
+        may_be_due = self._any_timer_due if self.snooze_ends.heap_size() else self.timers.may_be_due
         erasures = self.pending_erasures
+        feedback = self.held_feedback
         if (
             not (held and held[0].ts <= limit)
             and not may_be_due(limit)
             and not (erasures and erasures[0][0] <= limit)
+            and not (feedback and feedback[0].ts <= limit)
         ):
             if self.row_ttl and self.expiries.may_be_due(limit):
                 self._reclaim_due(limit)
@@ -179,15 +214,17 @@ class RelationshipEngine:
         erased = self.erased
         while held and (held[0].ts < limit or (inclusive and held[0].ts == limit)):
             update = heapq.heappop(held)
-            if erasures and erasures[0][0] <= update.ts:
-                self._erase_due(update.ts)
+            if (erasures and erasures[0][0] <= update.ts) or (feedback and feedback[0].ts <= update.ts):
+                self._control_due(update.ts)
+                may_be_due = self._any_timer_due if self.snooze_ends.heap_size() else self.timers.may_be_due
             if may_be_due(update.ts):
                 self._fire_due(update.ts)
             if erased and self._names_erased(update):
                 continue
             self._apply(update, late=False)
-        if erasures and erasures[0][0] <= limit:
-            self._erase_due(limit)
+        if (erasures and erasures[0][0] <= limit) or (feedback and feedback[0].ts <= limit):
+            self._control_due(limit)
+            may_be_due = self._any_timer_due if self.snooze_ends.heap_size() else self.timers.may_be_due
         if may_be_due(limit):
             self._fire_due(limit)
         if self.row_ttl:
@@ -195,7 +232,10 @@ class RelationshipEngine:
         return self._take_alerts()
 
     def finish(self) -> list[Alert]:
-        """End of input: apply everything held, then every erasure; nothing fires beyond the largest `ts` seen."""
+        """End of input: apply everything held, then every erasure; nothing fires beyond the largest `ts` seen.
+
+        Feedback beyond it stays held: it could only change alerts after the end.
+        """
         alerts = self.advance(max(self.max_ts, self.watermark), inclusive=True)
         while self.pending_erasures:
             ts, user = heapq.heappop(self.pending_erasures)
@@ -214,14 +254,28 @@ class RelationshipEngine:
             self._on_applied(update.tag)
         return True
 
-    def _erase_due(self, limit: int) -> None:
-        """Apply pending erasures with `ts <= limit`, each after the deadlines before it have fired."""
-        erasures = self.pending_erasures
-        while erasures and erasures[0][0] <= limit:
-            ts, user = heapq.heappop(erasures)
-            if self.timers.may_be_due(ts - 1):
+    def _control_due(self, limit: int) -> None:
+        """Apply waiting erasures and feedback with `ts <= limit` in `ts` order (an erasure first on a tie),
+        each after the deadlines before it have fired."""
+        erasures, feedback = self.pending_erasures, self.held_feedback
+        while True:
+            erasure_ts = erasures[0][0] if erasures and erasures[0][0] <= limit else None
+            feedback_ts = feedback[0].ts if feedback and feedback[0].ts <= limit else None
+            if erasure_ts is None and feedback_ts is None:
+                return
+            erasing = feedback_ts is None or (erasure_ts is not None and erasure_ts <= feedback_ts)
+            ts = erasure_ts if erasing else feedback_ts
+            assert ts is not None
+            if self._any_timer_due(ts - 1):
                 self._fire_due(ts - 1)
-            self._erase(user, ts)
+            if erasing:
+                _, user = heapq.heappop(erasures)
+                self._erase(user, ts)
+            else:
+                self._apply_feedback(heapq.heappop(feedback), ts)
+
+    def _any_timer_due(self, limit: int) -> bool:
+        return self.timers.may_be_due(limit) or self.snooze_ends.may_be_due(limit)
 
     def _erase(self, user: str, ts: int) -> None:
         """Delete every row naming `user`; remember the erasure for late updates.
@@ -242,6 +296,59 @@ class RelationshipEngine:
             self.stats.rows_erased += 1
             if self._on_row_removed is not None:
                 self._on_row_removed(key)
+        if self.feedback:
+            for key in [key for key in self.feedback if user in key]:
+                del self.feedback[key]
+                self.snooze_ends.discard(key)
+                self.feedback_changed = True
+
+    # --- feedback ---------------------------------------------------------
+    def _apply_feedback(self, feedback: HeldFeedback, at: int) -> None:
+        """Apply one feedback record as of event time `at` (its `ts`, or the watermark when it came late)."""
+        ts, owner, contact, action, until, tag = feedback
+        if self._on_applied is not None:
+            self._on_applied(tag)
+        if owner in self.erased or contact in self.erased:
+            return
+        key = (owner, contact)
+        entry = self.feedback.get(key)
+        if entry is None:
+            entry = self.feedback[key] = RowFeedback()
+        if action == Action.SNOOZE:
+            if (ts, until) <= entry.snooze_key:
+                return
+            entry.snooze_key = (ts, until)
+            if until > at:
+                entry.snoozed_until = until
+                self.snooze_ends.set(key, until)
+            else:
+                entry.snoozed_until = None
+                self.snooze_ends.discard(key)
+        else:
+            if (ts, action) <= entry.mute_key:
+                return
+            entry.mute_key = (ts, action)
+            entry.muted = action == Action.MUTE
+        self.stats.feedback += 1
+        self.feedback_changed = True
+        self._release(key, entry, at)
+
+    def _release(self, key: RowKey, entry: RowFeedback, at: int) -> None:
+        """The dormant alert `entry` withheld goes out at `at` if the row is no longer silenced and still dormant."""
+        if entry.withheld and not entry.silenced(at):
+            entry.withheld = False
+            self.feedback_changed = True
+            row = self.rows.get(key)
+            if row is not None and row.dormant_since is not None:
+                self._emit("dormant", key, row, released_at=at)
+                self.stats.dormant += 1
+
+    def _snooze_ended(self, key: RowKey, until: int) -> None:
+        entry = self.feedback.get(key)
+        if entry is not None and entry.snoozed_until == until:
+            entry.snoozed_until = None
+            self.feedback_changed = True
+            self._release(key, entry, until)
 
     # --- core -------------------------------------------------------------
     def _apply(self, update: RowUpdate, late: bool) -> None:
@@ -273,9 +380,20 @@ class RelationshipEngine:
                 self.stats.late += 1
         older = ts < row.last_at
         if not older and row.dormant_since is not None:
-            self._emit("revived", key, row)
+            entry = self.feedback.get(key) if self.feedback else None
+            if entry is None:
+                self._emit("revived", key, row)
+                self.stats.revived += 1
+            else:
+                if entry.withheld or entry.muted:
+                    self.stats.withheld += 1
+                else:
+                    self._emit("revived", key, row)
+                    self.stats.revived += 1
+                if entry.withheld:
+                    entry.withheld = False
+                    self.feedback_changed = True
             row.dormant_since = None
-            self.stats.revived += 1
             self.dormant_rows -= 1
         row.counts[direction * 3 + kind] += 1
         weight = rules.weights[kind]
@@ -377,20 +495,37 @@ class RelationshipEngine:
         self.timers.set(key, row.last_at + threshold)
 
     def _fire_due(self, limit: int) -> None:
+        """Fire the deadlines `<= limit`, then end the snoozes `<= limit`.
+
+        Per row this is time order: a snooze end acts only on a dormant alert withheld before it, and
+        whether a deadline's alert is withheld is judged at the deadline.
+        """
         for deadline, key in self.timers.pop_due(limit):
             self._fire(key, deadline)
+        if self.snooze_ends.may_be_due(limit):
+            for until, key in self.snooze_ends.pop_due(limit):
+                self._snooze_ended(key, until)
 
     def _fire(self, key: RowKey, deadline: int) -> None:
         row = self.rows[key]
         row.dormant_since = deadline
-        self._emit("dormant", key, row)
-        self.stats.dormant += 1
+        entry = self.feedback.get(key) if self.feedback else None
+        if entry is not None and entry.silenced(deadline):
+            entry.withheld = True
+            self.feedback_changed = True
+            self.stats.withheld += 1
+        else:
+            self._emit("dormant", key, row)
+            self.stats.dormant += 1
         self.dormant_rows += 1
         if self._on_row_changed is not None:
             self._on_row_changed(key, row)
 
-    def _emit(self, kind: str, key: RowKey, row: Row) -> None:
-        self._alerts.append(make_alert(kind, key[0], key[1], row, self.rules, self.watermark))
+    def _emit(self, kind: str, key: RowKey, row: Row, released_at: int | None = None) -> None:
+        alert = make_alert(kind, key[0], key[1], row, self.rules, self.watermark)
+        if released_at is not None:
+            alert["released_at"] = released_at
+        self._alerts.append(alert)
 
     def _take_alerts(self) -> list[Alert]:
         alerts, self._alerts = self._alerts, []

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     WRONG_TYPE = "wrong_type"
     BAD_LENGTH = "bad_length"
     UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_ACTION = "unknown_action"
+    UNEXPECTED_FIELD = "unexpected_field"
     TS_OUT_OF_RANGE = "ts_out_of_range"
     TS_IN_FUTURE = "ts_in_future"
     PROCESSING_ERROR = "processing_error"

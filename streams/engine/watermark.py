@@ -50,6 +50,8 @@ class WatermarkTracker:
     (400, False)
     >>> erasing.observe("x:0", 900, idle=True, at_ms=0); erasing.watermark(now_ms=0, at_ms=0)
     (500, True)
+    >>> erasing.observe("x:0", 900, idle=False, at_ms=0); erasing.watermark(now_ms=0, at_ms=0)  # events idle
+    (500, False)
     """
 
     def __init__(
@@ -65,8 +67,9 @@ class WatermarkTracker:
         self.claim_ms = claim_ms
         self.sources: dict[str, SourceProgress] = {s: SourceProgress(None, False, 0) for s in sources}
         self.control_sources = frozenset(control_sources)
-        """Sources of requests, not events (the erasures topic): they hold the watermark back like any
-        source, but when every source is idle the watermark goes to the largest *event* time only."""
+        """Sources of requests, not events (erasures, feedback): they hold the watermark back like any
+        source, but never move it past the largest *event* time: when every event source is idle, the
+        watermark goes no further than that."""
 
     def observe(self, source: str, max_ts: int | None, idle: bool, at_ms: int) -> None:
         """A marker in a record of time `at_ms`: `source` has sent everything up to `max_ts`, is or is not idle."""
@@ -86,6 +89,7 @@ class WatermarkTracker:
         high: int | None = None
         blocked = False
         all_idle = True
+        events_active = False
         claimed_since = at_ms - self.claim_ms
         control = self.control_sources
         for source, progress in self.sources.items():
@@ -95,6 +99,8 @@ class WatermarkTracker:
             if progress.idle and progress.idle_at >= claimed_since:
                 continue
             all_idle = False
+            if source not in control:
+                events_active = True
             if max_ts is None:
                 blocked = True
             elif low is None or max_ts < low:
@@ -105,6 +111,8 @@ class WatermarkTracker:
             mark = None
         else:
             mark = low - self.lateness
+            if not events_active:  # requests hold the watermark back; they never move it past the events
+                mark = None if high is None else min(mark, high)
         if self.hybrid:
             wall = now_ms - self.lateness
             mark = wall if mark is None else max(mark, wall)

@@ -83,8 +83,9 @@ def source_records(split: Split, source: str, markers: dict[str, Marker], partit
     found = []
     for partition in range(partitions):
         updates = [[*u[:6], 0, u[7]] for u in split.by_partition.get(partition, []) if u[6] == index]
-        named = [source] if updates or erasures else []
-        found.append(encode_owner_record(named, updates, markers, erasures))
+        feedback = [[*f[:5], 0, f[6]] for f in split.feedback.get(partition, []) if f[5] == index]
+        named = [source] if updates or erasures or feedback else []
+        found.append(encode_owner_record(named, updates, markers, erasures, feedback))
     return found
 
 
@@ -218,7 +219,8 @@ class AtLeastOnce(Delivery):
         """One record per owner partition, with every source's updates, the erasures and the markers."""
         for partition in range(self.settings.partitions):
             updates = split.by_partition.get(partition, [])
-            value = encode_owner_record(split.sources, updates, markers, split.erasures)
+            feedback = split.feedback.get(partition)
+            value = encode_owner_record(split.sources, updates, markers, split.erasures, feedback)
             await self.topology.owner_updates.send(partition=partition, value=value)
         return True
 

@@ -13,6 +13,7 @@ from faust.types import TP
 
 from streams.engine.erasures import decode_erasure
 from streams.engine.events import IN, INTERACTION_TYPES, OUT, TS_MAX, InvalidEvent, Reason, decode_event
+from streams.engine.feedback import decode_feedback
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.broker_offsets import broker_offsets
 from streams.service.cloudevents import event_source
@@ -29,6 +30,7 @@ from streams.service.poison_records import PoisonRecords
 from streams.service.records import (
     NOTHING,
     ErasureFields,
+    FeedbackFields,
     Marker,
     Split,
     UpdateFields,
@@ -86,6 +88,8 @@ class Rekeyer:
         event time the markers carry. Records of the erasures topic are
         erasure requests; their markers carry the largest erasure `ts` read,
         so no owner partition's watermark passes an erasure still on its way.
+        Records of the feedback topic go to their owner's partition, their
+        `ts` in the markers alike.
         """
         partitions = self.settings.partitions
         max_bytes = self.settings.max_record_bytes
@@ -96,7 +100,9 @@ class Rekeyer:
         consumed, seen, self_count = self._consumed_counter, self._seen, 0
         poisoned = self.poisoned
         erasure_topic = self.settings.topic_erasures
+        feedback_topic = self.settings.topic_feedback
         erasures: list[ErasureFields] = []
+        feedback: dict[int, list[FeedbackFields]] = {}
         by_partition: dict[int, list[UpdateFields]] = {}
         touched: dict[str, int] = {}
         batch_next = self._batch_next = {}
@@ -115,8 +121,11 @@ class Rekeyer:
                 continue
             try:
                 erasure = decode_erasure(event.value or b"") if message.topic == erasure_topic else None
+                request = decode_feedback(event.value or b"") if message.topic == feedback_topic else None
                 if erasure is not None:
                     ts, kind = erasure.ts, "erasure"
+                elif request is not None:
+                    ts, kind = request.ts, "feedback"
                 else:
                     interaction = decode_event(event.value or b"", max_bytes)
                     ts, kind = interaction.ts, INTERACTION_TYPES[interaction.type]
@@ -135,6 +144,19 @@ class Rekeyer:
             if erasure is not None:
                 erasures.append([erasure.user, ts, index, message.offset])
                 continue
+            if request is not None:
+                feedback.setdefault(owner_partition(request.owner, partitions), []).append(
+                    [
+                        ts,
+                        request.owner,
+                        request.contact,
+                        int(request.action),
+                        request.until or 0,
+                        index,
+                        message.offset,
+                    ]
+                )
+                continue
             actor, target = interaction.actor, interaction.target
             if actor == target:
                 self_count += 1
@@ -148,7 +170,7 @@ class Rekeyer:
             )
         if self_count:
             self.metrics.self_interactions.inc(self_count)
-        return Split(by_partition, list(touched), erasures)
+        return Split(by_partition, list(touched), erasures, feedback)
 
     def _consumed_counter(self, topic: str, kind: str) -> Any:
         """The `events_consumed_total{topic, type}` child, looked up once per label pair."""
@@ -194,11 +216,11 @@ class Rekeyer:
     def quiet(self, source: str) -> bool:
         """No record from `source` for `idle_timeout` (the clock starts when it is first asked about).
 
-        An erasures partition is always quiet: caught up is enough for it to stop holding the
+        A control partition (erasures, feedback) is always quiet: caught up is enough for it to stop holding the
         watermark back. Its requests are rare, so waiting `idle_timeout` after every start and
         rebalance would only delay alerts (with the event clock) and guard against nothing.
         """
-        if source_topic(source) == self.settings.topic_erasures:
+        if source_topic(source) in self.settings.control_topics():
             return True
         now = time.monotonic()
         last = self.last_record_at.setdefault(source, now)
@@ -425,7 +447,7 @@ def register_ingest(
                     },
                 )
             markers = rekeyer.batch_markers(split.sources)
-            if (split.by_partition or split.erasures) and not await delivery.send_updates(
+            if (split.by_partition or split.erasures or split.feedback) and not await delivery.send_updates(
                 split, markers, rekeyer.source_markers
             ):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it

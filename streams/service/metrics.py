@@ -108,6 +108,16 @@ class Metrics:
         self.alerts = Counter(
             f"{PREFIX}_alerts_published_total", "Alerts published, by kind.", ["kind"], registry=r
         )
+        self.feedback_applied = Counter(
+            f"{PREFIX}_feedback_applied_total",
+            "Mute, unmute and snooze requests applied to rows (docs/semantics.md §11).",
+            registry=r,
+        )
+        self.alerts_withheld = Counter(
+            f"{PREFIX}_alerts_withheld_total",
+            "Alerts not published because feedback muted or snoozed their row (docs/semantics.md §11).",
+            registry=r,
+        )
         self.digests = Counter(
             f"{PREFIX}_digests_published_total", "Daily digests published (STREAMS_DIGESTS).", registry=r
         )
@@ -168,7 +178,12 @@ class Metrics:
             f"{PREFIX}_recovering_partitions", "Owner partitions whose rows are being loaded.", registry=r
         )
 
-    def initialise_label_sets(self, input_topics: Iterable[str], erasures_topic: str | None = None) -> None:
+    def initialise_label_sets(
+        self,
+        input_topics: Iterable[str],
+        erasures_topic: str | None = None,
+        feedback_topic: str | None = None,
+    ) -> None:
         """Expose every label set known in advance at zero, so rates and dashboards have series from the start."""
         for topic in input_topics:
             for kind in (*INTERACTION_TYPES, "invalid"):
@@ -176,6 +191,9 @@ class Metrics:
         if erasures_topic is not None:
             for kind in ("erasure", "invalid"):
                 self.consumed.labels(topic=erasures_topic, type=kind)
+        if feedback_topic is not None:
+            for kind in ("feedback", "invalid"):
+                self.consumed.labels(topic=feedback_topic, type=kind)
         for reason in Reason:
             self.invalid.labels(reason=reason.value)
         for kind in ("dormant", "revived"):

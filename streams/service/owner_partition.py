@@ -13,6 +13,7 @@ from streams.engine.alerts import Alert
 from streams.engine.digests import Digest, Digests
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import RowUpdate
+from streams.engine.feedback import HeldFeedback, RowFeedback, feedback_state_to_bytes
 from streams.engine.row import Row
 from streams.engine.watermark import WatermarkTracker
 from streams.service.erasure_log import ErasureLog
@@ -133,6 +134,8 @@ class Checkpoint(NamedTuple, Generic[Handle]):
     """The engine's erasures, when they changed since the last checkpoint (written with the rows)."""
     digests: bytes | None = None
     """The digests waiting for their day (`Digests.to_bytes`), when they changed since the last checkpoint."""
+    feedback: bytes | None = None
+    """What feedback says about rows (`feedback_state_to_bytes`), when it changed since the last checkpoint."""
 
 
 class OwnerPartition(Generic[Handle]):
@@ -176,6 +179,7 @@ class OwnerPartition(Generic[Handle]):
         resume: Resume | None = None,
         erasures: ErasureLog | None = None,
         digests: Digests | None = None,
+        feedback: dict[RowKey, RowFeedback] | None = None,
     ) -> None:
         self.partition = partition
         self.revoked = False
@@ -207,7 +211,7 @@ class OwnerPartition(Generic[Handle]):
             settings.allowed_lateness_ms,
             settings.clock == "hybrid",
             settings.idle_claim_ms(),
-            control_sources=[s for s in sources if source_topic(s) == settings.topic_erasures],
+            control_sources=[s for s in sources if source_topic(s) in settings.control_topics()],
         )
         self.resume = resume
         self.received: dict[str, int] = {}
@@ -218,6 +222,8 @@ class OwnerPartition(Generic[Handle]):
             self.next_offset = resume.replay_from
         if erasures is not None:
             erasures.restore(self.engine)
+        if feedback is not None:
+            self.engine.restore_feedback(feedback)
         self._erasures_written = ErasureLog.of(self.engine)
         self.digests: Digests | None = None
         """Dormant alerts waiting for their day's digest (`settings.digests`), checkpointed with the rows."""
@@ -277,14 +283,17 @@ class OwnerPartition(Generic[Handle]):
         alerts: list[Alert] = []
         tag = self._next_tag
         fresh = self._fresh_updates(record, offset, tag)
-        entry = [handle, len(fresh), offset]
+        feedback = self._fresh_feedback(record, offset, tag) if record.feedback else []
+        entry = [handle, len(fresh) + len(feedback), offset]
         self._unacked.append(entry)
-        if fresh:
+        if entry[1]:
             self._next_tag += 1
             self._pending[tag] = entry
             offer = self.engine.offer
             for update in fresh:
                 alerts += offer(update)
+            for item in feedback:
+                alerts += self.engine.give_feedback(item)
         digests = self.digests
         for user, ts, _index, _input_offset in record.erasures:
             alerts += self.engine.erase(user, ts)  # one delivered again changes nothing
@@ -333,6 +342,30 @@ class OwnerPartition(Generic[Handle]):
                 received[name] = top[index]
         return fresh
 
+    def _fresh_feedback(self, record: OwnerRecord, offset: int, tag: int) -> list[HeldFeedback]:
+        """The record's feedback not applied before, by the rules of `_fresh_updates`: applied at once when
+        at or below the watermark, so a checkpoint's watermark covers feedback up to and including it."""
+        names = record.sources
+        received = self.received
+        resume = self.resume
+        seen_before = resume is not None and offset <= resume.last_offset
+        fresh: list[HeldFeedback] = []
+        for ts, owner, contact, action, until, index, input_offset in record.feedback:
+            name = names[index]
+            if seen_before:
+                assert resume is not None
+                if ts <= resume.watermark:
+                    self.skipped += 1
+                    continue
+            elif input_offset <= received.get(name, -1):
+                self.skipped += 1
+                continue
+            fresh.append(HeldFeedback(ts, owner, contact, action, until, tag))
+        for *_, index, input_offset in record.feedback:
+            if input_offset > received.get(names[index], -1):
+                received[names[index]] = input_offset
+        return fresh
+
     def replaying(self) -> bool:
         """Records up to the loaded checkpoint's last one are not all handled again yet."""
         return self.resume is not None and self._last_offset < self.resume.last_offset
@@ -377,7 +410,11 @@ class OwnerPartition(Generic[Handle]):
                 digests = None
             else:
                 self._digests_written = digests
-        return Checkpoint(changed, resume, acks, erasures, digests)
+        feedback: bytes | None = None
+        if engine.feedback_changed:
+            feedback = feedback_state_to_bytes(engine.feedback)
+            engine.feedback_changed = False
+        return Checkpoint(changed, resume, acks, erasures, digests, feedback)
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""

@@ -361,7 +361,7 @@ class PoisonRecords:
                 skipped.append((update, failure))
         if not skipped:
             return record, []
-        return OwnerRecord(sources, kept, record.markers, record.erasures), skipped
+        return OwnerRecord(sources, kept, record.markers, record.erasures, record.feedback), skipped
 
     async def skip_updates(self, record: OwnerRecord) -> OwnerRecord:
         """Relationship stage: `record` without the row updates to skip (their dead letters are written already)."""

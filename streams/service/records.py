@@ -11,6 +11,7 @@ __all__ = [
     "NOTHING",
     "OWNER_RECORD_FORMAT_VERSION",
     "ErasureFields",
+    "FeedbackFields",
     "Marker",
     "OwnerRecord",
     "Split",
@@ -26,6 +27,8 @@ __all__ = [
 UpdateFields = list[Any]
 # [user, ts, source index, input offset]
 ErasureFields = list[Any]
+# [ts, owner, contact, action, until (0: none), source index, input offset]
+FeedbackFields = list[Any]
 Marker = tuple[int | None, bool]  # (max event time sent, idle)
 
 
@@ -38,6 +41,8 @@ class Split(NamedTuple):
     """Input partitions the batch touched, erasures' included: updates and erasures index it."""
     erasures: list[ErasureFields]
     """Erasure requests (docs/semantics.md §9): every owner partition gets each one."""
+    feedback: dict[int, list[FeedbackFields]] = {}
+    """Feedback (docs/semantics.md §11) per owner partition, in input order."""
 
 
 NOTHING = Split({}, [], [])
@@ -49,8 +54,16 @@ OWNER_RECORD_FORMAT_VERSION = 1
 JSON object (`{`)."""
 OWNER_RECORD_WITH_ERASURES_VERSION = 2
 """The leading byte of records that carry erasures: a version-1 reader refuses them rather than drop one."""
+OWNER_RECORD_WITH_FEEDBACK_VERSION = 3
+"""The leading byte of records that carry feedback: older readers refuse them rather than drop it."""
 _VERSION_1 = bytes((OWNER_RECORD_FORMAT_VERSION,))
 _VERSION_2 = bytes((OWNER_RECORD_WITH_ERASURES_VERSION,))
+_VERSION_3 = bytes((OWNER_RECORD_WITH_FEEDBACK_VERSION,))
+_JSON_VERSIONS = (
+    OWNER_RECORD_FORMAT_VERSION,
+    OWNER_RECORD_WITH_ERASURES_VERSION,
+    OWNER_RECORD_WITH_FEEDBACK_VERSION,
+)
 _JSON_OBJECT = ord("{")
 
 
@@ -85,6 +98,8 @@ class OwnerRecord(NamedTuple):
     """Input partition -> (max event time sent, idle); covers `updates`."""
     erasures: list[ErasureFields] = []
     """Erasure requests (docs/semantics.md §9), every owner partition gets each one."""
+    feedback: list[FeedbackFields] = []
+    """Feedback for owners of this partition (docs/semantics.md §11), in input order."""
 
 
 def encode_owner_record(
@@ -92,14 +107,19 @@ def encode_owner_record(
     updates: list[UpdateFields],
     markers: dict[str, Marker],
     erasures: list[ErasureFields] | None = None,
+    feedback: list[FeedbackFields] | None = None,
 ) -> bytes:
     """Row updates and erasures followed (logically) by the markers that cover them; neither = a heartbeat.
 
     Version 1: the byte 0x01, then the JSON object `{"s": sources, "u": updates,
     "wm": markers}` (orjson). JSON stays inside because orjson encodes and decodes
     it faster than a binary layout built in Python. Version 2, for a record with
-    erasures: the byte 0x02, then the same object with `"x": erasures`.
+    erasures: the byte 0x02, then the same object with `"x": erasures`. Version 3,
+    for a record with feedback: the byte 0x03, and `"f": feedback` too.
     """
+    if feedback:
+        obj = {"s": sources, "u": updates, "wm": markers, "x": erasures or [], "f": feedback}
+        return _VERSION_3 + orjson.dumps(obj)
     if erasures:
         return _VERSION_2 + orjson.dumps({"s": sources, "u": updates, "wm": markers, "x": erasures})
     return _VERSION_1 + orjson.dumps({"s": sources, "u": updates, "wm": markers})
@@ -114,11 +134,11 @@ def decode_owner_record(raw: bytes) -> OwnerRecord:
     if not raw:
         raise ValueError("empty owner record")
     version = raw[0]
-    if version in (OWNER_RECORD_FORMAT_VERSION, OWNER_RECORD_WITH_ERASURES_VERSION):
+    if version in _JSON_VERSIONS:
         obj = orjson.loads(memoryview(raw)[1:])
     elif version == _JSON_OBJECT:
         obj = orjson.loads(raw)
     else:
         raise ValueError(f"unknown owner record format version byte 0x{version:02x}")
     markers = {s: (m[0], m[1]) for s, m in obj.get("wm", {}).items()}
-    return OwnerRecord(obj.get("s", []), obj.get("u", []), markers, obj.get("x", []))
+    return OwnerRecord(obj.get("s", []), obj.get("u", []), markers, obj.get("x", []), obj.get("f", []))

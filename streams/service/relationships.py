@@ -15,6 +15,7 @@ from faust.types import TP, EventT, TableT
 from streams.engine.alerts import Alert
 from streams.engine.digests import Digests
 from streams.engine.engine import NO_WATERMARK
+from streams.engine.feedback import RowFeedback, feedback_state_from_bytes
 from streams.engine.row_codec import row_codec
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.delivery import Checkpointing, Delivery
@@ -40,6 +41,7 @@ ROW_KEY_PREFIX = b"["
 RESUME_KEY = b"__resume__"
 ERASURES_KEY = b"__erasures__"
 DIGESTS_KEY = b"__digests__"
+FEEDBACK_KEY = b"__feedback__"
 RowKey = tuple[str, str]
 
 
@@ -117,6 +119,7 @@ class OwnerPartitions:
         resume: Resume | None = None
         erasures: ErasureLog | None = None
         digests: Digests | None = None
+        feedback: dict[RowKey, RowFeedback] | None = None
         for key, value in table_items(self.topology.rows, partition):
             if key.startswith(ROW_KEY_PREFIX):
                 owner, contact = orjson.loads(key)
@@ -127,8 +130,10 @@ class OwnerPartitions:
                 erasures = ErasureLog.from_bytes(value)
             elif key == DIGESTS_KEY and self.settings.digests:
                 digests = Digests.from_bytes(value, self.settings.digest_top)
+            elif key == FEEDBACK_KEY:
+                feedback = feedback_state_from_bytes(value)
         part: OwnerPartition[EventT[Any]] = OwnerPartition(
-            partition, self.settings, rows, self.sources(), resume, erasures, digests
+            partition, self.settings, rows, self.sources(), resume, erasures, digests, feedback
         )
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
@@ -246,6 +251,8 @@ class OwnerPartitions:
             records.append((ERASURES_KEY, done.erasures.to_bytes()))
         if done.digests is not None:
             records.append((DIGESTS_KEY, done.digests))
+        if done.feedback is not None:
+            records.append((FEEDBACK_KEY, done.feedback))
         # Written last: a restart trusts it only together with the rows above.
         records.append((RESUME_KEY, done.resume.to_bytes()))
         # a partition revoked during an await is its new owner's to write from then on
@@ -323,6 +330,7 @@ def register_relationships(
             before = stats.applied, stats.duplicates, stats.late, stats.redelivered + part.skipped
             resets, reclaims = stats.rows_reset, stats.rows_reclaimed
             erased_rows, erased_events = stats.rows_erased, stats.erased_events
+            feedback, withheld = stats.feedback, stats.withheld
             offset = event.message.offset
             await partitions.catch_up(part, offset)
             record = await partitions.without_poison(event.value)
@@ -336,6 +344,8 @@ def register_relationships(
             metrics.rows_reclaimed.inc(stats.rows_reclaimed - reclaims)
             metrics.rows_erased.inc(stats.rows_erased - erased_rows)
             metrics.erased_events.inc(stats.erased_events - erased_events)
+            metrics.feedback_applied.inc(stats.feedback - feedback)
+            metrics.alerts_withheld.inc(stats.withheld - withheld)
             if not part.revoked and partitions.checkpoint_due(part, heartbeat=not record.updates):
                 await partitions.checkpoint(part, stream)
             metrics.processing.labels(stage="relationships").observe(time.perf_counter() - started)

@@ -40,7 +40,7 @@ class Topology:
     """Every topic and table one worker uses."""
 
     interactions: TopicT
-    """The three input topics (mentions, replies, likes) and the erasures topic, raw bytes."""
+    """The three input topics (mentions, replies, likes) and the control topics (erasures, feedback), raw bytes."""
     owner_updates: TopicT
     """Row updates re-keyed by owner, with watermark markers and ticks."""
     alerts: TopicT
@@ -52,7 +52,7 @@ class Topology:
     rows: TableT[bytes, bytes]
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
     input_partitions: Mapping[str, int]
-    """Partitions of each topic the ingest stage reads (inputs and erasures), as the broker had them at start."""
+    """Partitions of each topic the ingest stage reads (inputs, erasures, feedback), as the broker had them at start."""
 
 
 def declare_topology(
@@ -87,7 +87,10 @@ def declare_topology(
         ),
         input_partitions=dict(input_partitions)
         if input_partitions is not None
-        else {**dict.fromkeys(settings.input_topics(), settings.partitions), settings.topic_erasures: 1},
+        else {
+            **dict.fromkeys(settings.input_topics(), settings.partitions),
+            **dict.fromkeys(settings.control_topics(), 1),
+        },
     )
 
     @app.task

@@ -105,7 +105,9 @@ def register_web(service: Service) -> None:
     app = service.app
     settings = service.settings
     owner_topic = service.topology.owner_updates.get_topic_name()
-    service.metrics.initialise_label_sets(settings.input_topics(), settings.topic_erasures)
+    service.metrics.initialise_label_sets(
+        settings.input_topics(), settings.topic_erasures, settings.topic_feedback
+    )
     token = settings.resolved_web_token()
     expected_authorization = None if token is None else f"Bearer {token}".encode()
     warning = exposure_warning(settings.web_host, token)

@@ -63,9 +63,10 @@ MAX_DEPTH = 1024
 assert set(FIELD_ORDER) == set(EVENT_SCHEMA["required"]) == set(_PROPERTIES)
 WALL_CLOCK_REASONS = ("ts_in_future",)  # the service's, after decoding (hybrid clock only): not the oracle's
 PROCESSING_REASONS = ("processing_error",)  # the service's, a poison record: not about its bytes
-assert set(RECORD_REASONS + FIELD_REASONS + WALL_CLOCK_REASONS + PROCESSING_REASONS) == set(
-    DEAD_LETTER_SCHEMA["properties"]["reason"]["enum"]
-)
+FEEDBACK_REASONS = ("unknown_action", "unexpected_field")  # feedback records' own, never an event's
+assert set(
+    RECORD_REASONS + FIELD_REASONS + WALL_CLOCK_REASONS + PROCESSING_REASONS + FEEDBACK_REASONS
+) == set(DEAD_LETTER_SCHEMA["properties"]["reason"]["enum"])
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")

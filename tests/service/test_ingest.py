@@ -65,7 +65,7 @@ def idle(rekeyer: Rekeyer, consumer: FakeConsumer) -> dict[str, bool]:
 
 def queue_batch(rekeyer: Rekeyer, offsets: range) -> None:
     """What the ingest agent does with a batch: split it, then mark it sent."""
-    by_partition, touched, _erasures = rekeyer.split([record(o) for o in offsets], [])
+    by_partition, touched, *_ = rekeyer.split([record(o) for o in offsets], [])
     assert sum(len(u) for u in by_partition.values()) == 2 * len(offsets)
     rekeyer.mark_sent(rekeyer.batch_markers(touched))
 
@@ -212,7 +212,7 @@ def clocked_rekeyer(
 def split_and_send(rekeyer: Rekeyer, batch: list[Any]) -> tuple[list[int], list[tuple[int, InvalidEvent]]]:
     """Split a batch and mark it sent: offsets with row updates, and (offset, error) of each dead letter."""
     dead: list[Any] = []
-    by_partition, touched, _erasures = rekeyer.split(batch, dead)
+    by_partition, touched, *_ = rekeyer.split(batch, dead)
     rekeyer.mark_sent(rekeyer.batch_markers(touched))
     forwarded = sorted({update[7] for updates in by_partition.values() for update in updates})
     return forwarded, [(event.message.offset, error) for event, error in dead]

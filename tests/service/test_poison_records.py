@@ -129,7 +129,7 @@ def test_a_failing_record_is_isolated_in_its_batch_counted_across_restarts_then_
         (failure,) = store.read().values()
         assert failure.site == Site(TOPIC, 0, 7, "record")
         assert (failure.failures, failure.error_type, failure.error_message) == (attempt, "KeyError", "'e7'")
-    _, rekeyer, dead, (by_partition, _, _) = a_worker_run(store, batch)
+    _, rekeyer, dead, (by_partition, *_) = a_worker_run(store, batch)
     assert [(e.message.offset, error.reason) for e, error in dead] == [(7, Reason.PROCESSING_ERROR)]
     sent = sorted(update[7] for updates in by_partition.values() for update in updates)
     assert sent == [5, 5, 6, 6, 8, 8, 9, 9]

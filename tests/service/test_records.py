@@ -52,7 +52,7 @@ def test_the_release_before_version_1_cannot_read_it() -> None:
         orjson.loads(encode_owner_record([], [], {"interactions:1": (None, False)}))
 
 
-@pytest.mark.parametrize("first", [0x00, 0x03, 0x5B, 0xFF])
+@pytest.mark.parametrize("first", [0x00, 0x04, 0x5B, 0xFF])
 def test_an_unknown_version_byte_is_a_value_error_naming_it(first: int) -> None:
     with pytest.raises(ValueError, match=f"unknown owner record format version byte 0x{first:02x}"):
         decode_owner_record(bytes((first,)) + RECORD_VERSION_0[1:])
