@@ -113,7 +113,9 @@ def test_follow_the_broker_creates_what_is_missing_with_the_setting_and_keeps_wh
         settings.topic_mentions: 3,
         settings.topic_replies: 3,
         settings.topic_likes: 5,
-        settings.topic_erasures: 1,  # created with one partition, read like an input
+        # request topics are created with one partition, and read like an input
+        settings.topic_erasures: 1,
+        settings.topic_feedback: 1,
     }
     assert partition_counts(owner, changelog, settings.topic_alerts) == {
         owner: 2,
