@@ -29,7 +29,7 @@ from streams.engine.events import IN, OUT, RowUpdate, decode_event
 from streams.engine.row import Row
 from streams.replay import REPLAY_DEFAULTS
 from streams.service.records import input_position, source_name
-from streams.service.relationships import row_key
+from streams.service.row_store import row_key
 from streams.settings import Settings
 
 INPUT_PARTITIONS = 6

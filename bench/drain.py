@@ -350,10 +350,12 @@ def drain(
     data_root: Path,
     stall_s: float = 300.0,
     kill: bool = False,
+    before_stop: Callable[[list[subprocess.Popen[bytes]], list[int]], None] | None = None,
 ) -> Drained:
     """Start `workers` workers on a produced backlog; time them until the stop condition holds.
 
-    The workers are then stopped (SIGTERM), or killed (SIGKILL) when `kill` is set.
+    The workers are then shown to `before_stop` with their web ports (while they still run), and stopped (SIGTERM), or
+    killed (SIGKILL) when `kill` is set.
     """
     settings = settings_for(env)
     ports = [free_port() for _ in range(workers)]
@@ -366,6 +368,8 @@ def drain(
     try:
         return asyncio.run(_watch(settings, ports, expected, stall_s, launch))
     finally:
+        if before_stop is not None:
+            before_stop(processes, ports)
         for process in processes:
             if kill:
                 process.kill()

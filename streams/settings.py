@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         ge=1,
         description="STREAMS_CHECKPOINT_MAX_ROWS: write changed rows sooner when this many are pending.",
     )
+    row_cache_mb: int = Field(
+        512,
+        ge=0,
+        description="STREAMS_ROW_CACHE_MB: memory for rows kept decoded, per worker, shared by its owner partitions and counted at 1 KB per row; every row is in the partition's RocksDB, and one not in memory is read from there when an update needs it. Rows changed since the last checkpoint always stay. 0: only those.",
+    )
     compiled_core: bool = Field(
         True,
         description="STREAMS_COMPILED_CORE: encode and decode rows in the compiled core (`core/`, module `streams_core`, built by `make install`); false: the Python reference (`Row.to_bytes`, `Row.from_bytes`), the same bytes and rows.",

@@ -126,6 +126,10 @@ class RelationshipEngine:
         self.dormant_rows = 0
         """Rows in a dormant episode now."""
         for key, row in self.rows.items():
+            if (
+                row.known_established
+            ):  # a store that derives it as it decodes (StoredRows): `_schedule` will not count it
+                self.established_rows += 1
             self._schedule(key, row)
             if row.dormant_since is not None:
                 self.dormant_rows += 1

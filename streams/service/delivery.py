@@ -151,6 +151,10 @@ class Delivery(ABC):
     def has_unsent_alerts(self, partition: int) -> bool:
         """Alerts (or digests) wait for the partition's next checkpoint."""
 
+    def unapplied_writes(self, partition: int) -> list[dict[bytes, bytes | None]]:
+        """Rows-table writes of `partition` checkpointed but not in local RocksDB yet (key -> value, None: deleted)."""
+        return []
+
     @abstractmethod
     def checkpoint(self, partition: int) -> contextlib.AbstractAsyncContextManager[Checkpointing | None]:
         """Write one checkpoint of owner partition `partition` inside (None: it was revoked, write nothing)."""
@@ -374,6 +378,10 @@ class ExactlyOnce(Delivery):
     def has_unsent_alerts(self, partition: int) -> bool:
         """Alerts or digests wait for the partition's checkpoint."""
         return bool(self.unsent_alerts.get(partition) or self.unsent_digests.get(partition))
+
+    def unapplied_writes(self, partition: int) -> list[dict[bytes, bytes | None]]:
+        """Writes of open transactions: they reach local RocksDB when their transaction commits."""
+        return self.committed_writes.writes_of(partition)
 
     @contextlib.asynccontextmanager
     async def checkpoint(self, partition: int) -> AsyncIterator[Checkpointing | None]:

@@ -122,6 +122,16 @@ class Metrics:
             f"{PREFIX}_digests_published_total", "Daily digests published (STREAMS_DIGESTS).", registry=r
         )
         self.rows = Gauge(f"{PREFIX}_rows", "Relationship rows held by this worker.", registry=r)
+        self.rows_cached = Gauge(
+            f"{PREFIX}_rows_cached",
+            "Rows decoded in memory (STREAMS_ROW_CACHE_MB); the rest are on disk.",
+            registry=r,
+        )
+        self.row_reads = Counter(
+            f"{PREFIX}_row_reads_total",
+            "Rows read back from RocksDB because they were not in memory.",
+            registry=r,
+        )
         self.established_rows = Gauge(
             f"{PREFIX}_established_rows",
             "Established rows held by this worker, by status (`active` + `dormant` = all established).",

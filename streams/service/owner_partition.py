@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Set
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
@@ -419,6 +419,10 @@ class OwnerPartition(Generic[Handle]):
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""
         return len(self._dirty)
+
+    def changed_rows(self) -> Set[RowKey]:
+        """Keys of the rows changed since the last checkpoint: they must stay in memory until written."""
+        return self._dirty
 
     def unacked(self) -> int:
         """Records not acked yet (waiting for held updates, their own or an earlier record's)."""

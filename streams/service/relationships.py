@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP, EventT, TableT
 
 from streams.engine.alerts import Alert
 from streams.engine.digests import Digests
 from streams.engine.engine import NO_WATERMARK
-from streams.engine.feedback import RowFeedback, feedback_state_from_bytes
+from streams.engine.feedback import feedback_state_from_bytes
 from streams.engine.row_codec import row_codec
+from streams.engine.rules import Rules
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.delivery import Checkpointing, Delivery
 from streams.service.erasure_log import ErasureLog
@@ -28,16 +27,15 @@ from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import OwnerRecord, decode_owner_record, source_name
+from streams.service.row_store import MemoryTable, RowTable, StoredRows, cache_capacity, row_key
 from streams.service.stale_events import StaleEvents
-from streams.service.state_query import IndexedRows
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone
 from streams.settings import Settings
 
-__all__ = ["OwnerPartitions", "register_relationships", "row_key", "table_items"]
+__all__ = ["OwnerPartitions", "partition_table", "register_relationships"]
 
 log = logging.getLogger(__name__)
-ROW_KEY_PREFIX = b"["
 RESUME_KEY = b"__resume__"
 ERASURES_KEY = b"__erasures__"
 DIGESTS_KEY = b"__digests__"
@@ -45,19 +43,11 @@ FEEDBACK_KEY = b"__feedback__"
 RowKey = tuple[str, str]
 
 
-def row_key(key: RowKey) -> bytes:
-    """Table key of a row: the JSON array `[owner, contact]`."""
-    return orjson.dumps(key)
-
-
-def table_items(table: TableT[Any, Any], partition: int) -> Iterator[tuple[bytes, bytes]]:
-    """Items of one partition of a raw table (RocksDB: that partition's database only)."""
+def partition_table(table: TableT[Any, Any], partition: int) -> RowTable:
+    """One partition of a raw table: its RocksDB database (a store without them: the whole store)."""
     store: Any = table.data
     db_for_partition = partition_databases(store)
-    items = db_for_partition(partition).items() if db_for_partition else store.items()
-    for key, value in items:
-        if value is not None:
-            yield key, value
+    return db_for_partition(partition) if db_for_partition else MemoryTable(store)
 
 
 def _now_ms() -> int:
@@ -115,25 +105,34 @@ class OwnerPartitions:
     def _load(self, partition: int) -> OwnerPartition[EventT[Any]]:
         self.metrics.recovering.inc()
         started = time.perf_counter()
-        rows = IndexedRows()  # indexed by owner for `GET /relationships/{owner}`
-        resume: Resume | None = None
-        erasures: ErasureLog | None = None
-        digests: Digests | None = None
-        feedback: dict[RowKey, RowFeedback] | None = None
-        for key, value in table_items(self.topology.rows, partition):
-            if key.startswith(ROW_KEY_PREFIX):
-                owner, contact = orjson.loads(key)
-                rows[(owner, contact)] = self.codec.decode(value)
-            elif key == RESUME_KEY:
-                resume = Resume.from_bytes(value)
-            elif key == ERASURES_KEY:
-                erasures = ErasureLog.from_bytes(value)
-            elif key == DIGESTS_KEY and self.settings.digests:
-                digests = Digests.from_bytes(value, self.settings.digest_top)
-            elif key == FEEDBACK_KEY:
-                feedback = feedback_state_from_bytes(value)
+        table = partition_table(self.topology.rows, partition)
+        settings = self.settings
+        rows = StoredRows(
+            table,
+            self.codec,
+            Rules(settings),
+            cache_capacity(settings.row_cache_mb, settings.partitions),
+            lambda: self.delivery.unapplied_writes(partition),
+        )
+        found = {key: table.get(key) for key in (RESUME_KEY, ERASURES_KEY, DIGESTS_KEY, FEEDBACK_KEY)}
+        resume, erasures, digests, feedback = (
+            found[RESUME_KEY],
+            found[ERASURES_KEY],
+            found[DIGESTS_KEY],
+            found[FEEDBACK_KEY],
+        )
+        # the engine scans the rows once (its deadline index), keeping as many decoded as the cache holds
         part: OwnerPartition[EventT[Any]] = OwnerPartition(
-            partition, self.settings, rows, self.sources(), resume, erasures, digests, feedback
+            partition,
+            settings,
+            rows,
+            self.sources(),
+            None if resume is None else Resume.from_bytes(resume),
+            None if erasures is None else ErasureLog.from_bytes(erasures),
+            None
+            if digests is None or not settings.digests
+            else Digests.from_bytes(digests, settings.digest_top),
+            None if feedback is None else feedback_state_from_bytes(feedback),
         )
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
@@ -259,11 +258,18 @@ class OwnerPartitions:
         await writing.write_rows(records, lambda: part.revoked)
         if part.revoked:
             return
+        if isinstance(part.engine.rows, StoredRows):
+            part.engine.rows.written([key for key, _ in done.rows], keep=part.changed_rows())
         for event in done.acks:
             await stream.ack(event)
         if part.next_offset is not None:
             self.fetches.forget_below(part.partition, part.next_offset)
         self.checkpointed_at[part.partition] = time.monotonic()
+
+    def _count_row_reads(self) -> None:
+        for part in self.live.values():
+            if isinstance(part.engine.rows, StoredRows):
+                self.metrics.row_reads.inc(part.engine.rows.take_reads())
 
     def drop_all(self) -> None:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""
@@ -273,6 +279,7 @@ class OwnerPartitions:
                 sorted(self.live),
                 extra={"owner_partitions": sorted(self.live)},
             )
+        self._count_row_reads()
         for part in self.live.values():
             part.revoked = True
         self.live.clear()
@@ -281,12 +288,15 @@ class OwnerPartitions:
 
     def observe(self) -> None:
         """Refresh gauges over the live partitions (counters the engines keep: no row scan)."""
-        rows = dormant = established = held = timers = 0
+        self._count_row_reads()
+        rows = cached = dormant = established = held = timers = 0
         now = time.time()
         gauged: set[str] = set()
         for part in self.live.values():
             engine = part.engine
             rows += len(engine.rows)
+            if isinstance(engine.rows, StoredRows):
+                cached += engine.rows.cached()
             dormant += engine.dormant_rows
             established += engine.established_rows
             held += len(engine.held)
@@ -302,6 +312,7 @@ class OwnerPartitions:
             self.metrics.event_time_lag.remove(label)
         self._lag_series = gauged
         self.metrics.rows.set(rows)
+        self.metrics.rows_cached.set(cached)
         self.metrics.established_rows.labels(status="active").set(established - dormant)
         self.metrics.established_rows.labels(status="dormant").set(dormant)
         self.metrics.held.set(held)

@@ -1,11 +1,11 @@
-"""State queries: an owner index over a partition's rows and the `GET /relationships/{owner}` body."""
+"""State queries: one owner's rows of a partition and the `GET /relationships/{owner}` body."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.events import INTERACTION_TYPES, MAX_ID_CHARS
@@ -18,7 +18,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "SORTS",
     "BadQuery",
-    "IndexedRows",
     "Query",
     "as_of_ms",
     "contact_entry",
@@ -37,102 +36,6 @@ MAX_LIMIT = 1000
 STATUSES: tuple[Status, ...] = ("active", "dormant")
 SORTS: tuple[Sort, ...] = ("strength", "last_interaction", "contact")
 PARAMETERS = frozenset({"status", "limit", "sort"})
-
-
-class IndexedRows(dict[RowKey, Row]):
-    """Rows keyed `(owner, contact)` that also index each owner's contacts, so a query reads only them.
-
-    The index is built by the first query (one pass over the keys) and kept
-    by every mutating method from then on: a worker nobody queries pays
-    nothing for it on the engine's hot path, where rows are added one by one.
-    Reads are plain `dict` reads.
-
-    >>> rows = IndexedRows()
-    >>> rows[("ann", "bob")] = Row.first(1_000)
-    >>> rows[("ann", "cat")] = Row.first(2_000)
-    >>> sorted(rows.contacts("ann")), rows.contacts("bob")
-    (['bob', 'cat'], set())
-    >>> del rows[("ann", "bob")]
-    >>> sorted(rows.contacts("ann"))
-    ['cat']
-    """
-
-    __slots__ = ("_contacts",)
-
-    def __init__(self, items: Iterable[tuple[RowKey, Row]] = ()) -> None:
-        super().__init__(items)
-        self._contacts: dict[str, set[str]] | None = None
-        """Owner -> contacts; None until the first query asks for it."""
-
-    @property
-    def indexed(self) -> bool:
-        """A query has built the owner index (mutations keep it from then on)."""
-        return self._contacts is not None
-
-    def contacts(self, owner: str) -> set[str]:
-        """The contacts of `owner` (empty when it has no rows); do not mutate."""
-        contacts = self._contacts
-        if contacts is None:
-            contacts = self._contacts = {}
-            for found, contact in self:
-                contacts.setdefault(found, set()).add(contact)
-        return contacts.get(owner, _EMPTY)
-
-    def _unindex(self, key: RowKey) -> None:
-        index = self._contacts
-        if index is None:
-            return
-        contacts = index.get(key[0])
-        if contacts is not None:
-            contacts.discard(key[1])
-            if not contacts:
-                del index[key[0]]
-
-    def __setitem__(self, key: RowKey, row: Row) -> None:
-        super().__setitem__(key, row)
-        index = self._contacts
-        if index is not None:
-            index.setdefault(key[0], set()).add(key[1])
-
-    def __delitem__(self, key: RowKey) -> None:
-        super().__delitem__(key)
-        self._unindex(key)
-
-    def pop(self, key: RowKey, *default: Any) -> Any:
-        """`dict.pop`, keeping the index."""
-        if self._contacts is not None and key in self:
-            self._unindex(key)
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[RowKey, Row]:
-        """`dict.popitem`, keeping the index."""
-        key, row = super().popitem()
-        self._unindex(key)
-        return key, row
-
-    def setdefault(self, key: RowKey, default: Row | None = None) -> Row:  # type: ignore[override]
-        """`dict.setdefault`, keeping the index."""
-        if key not in self:
-            self[key] = cast(Row, default)
-        return self[key]
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """`dict.update`, keeping the index."""
-        for key, row in dict(*args, **kwargs).items():
-            self[key] = row
-
-    def __ior__(self, other: Any) -> IndexedRows:  # type: ignore[override,misc]
-        self.update(other)
-        return self
-
-    def clear(self) -> None:
-        """`dict.clear`, index included."""
-        super().clear()
-        if self._contacts is not None:
-            self._contacts.clear()
-
-
-_EMPTY: set[str] = set()
 
 
 class BadQuery(ValueError):
@@ -232,11 +135,18 @@ def contact_entry(contact: str, row: Row, rules: Rules, as_of: int) -> dict[str,
     }
 
 
+@runtime_checkable
+class OwnerRows(Protocol):
+    """Rows that read one owner's rows without a scan (`StoredRows`: a RocksDB key range)."""
+
+    def owner_rows(self, owner: str) -> Iterator[tuple[str, Row]]:
+        """The `(contact, row)` pairs of `owner`."""
+
+
 def _owner_rows(rows: Mapping[RowKey, Row], owner: str) -> Iterator[tuple[str, Row]]:
-    """The owner's `(contact, row)` pairs: from the index when there is one, else by a scan."""
-    if isinstance(rows, IndexedRows):
-        for contact in rows.contacts(owner):
-            yield contact, rows[(owner, contact)]
+    """The owner's `(contact, row)` pairs: a range read when the rows offer one, else a scan."""
+    if isinstance(rows, OwnerRows):
+        yield from rows.owner_rows(owner)
     else:
         for (row_owner, contact), row in rows.items():
             if row_owner == owner:

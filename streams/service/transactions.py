@@ -179,21 +179,27 @@ class CommittedWrites:
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.pending: dict[str, dict[tuple[int, bytes], bytes | None]] = {}
+        self.pending: dict[str, dict[int, dict[bytes, bytes | None]]] = {}
+        """Transactional id -> partition -> key -> value (None: deleted)."""
 
     def add(self, transactional_id: str, partition: int, key: bytes, value: bytes | None) -> None:
         """A write sent in the transaction (replacing an earlier one of the same key); None deletes the key."""
-        self.pending.setdefault(transactional_id, {})[partition, key] = value
+        self.pending.setdefault(transactional_id, {}).setdefault(partition, {})[key] = value
+
+    def writes_of(self, partition: int) -> list[dict[bytes, bytes | None]]:
+        """The held writes of `partition` (key -> value, None: deleted), one dict per open transaction."""
+        return [held[partition] for held in self.pending.values() if partition in held]
 
     def committed(self, transactional_id: str) -> None:
         """The transaction committed: its writes go to the local table."""
         store = self.table.data
-        for (partition, key), value in self.pending.pop(transactional_id, {}).items():
+        for partition, writes in self.pending.pop(transactional_id, {}).items():
             db = partition_database(store, partition)
-            if value is None:
-                del db[key]
-            else:
-                db[key] = value
+            for key, value in writes.items():
+                if value is None:
+                    del db[key]
+                else:
+                    db[key] = value
 
     def discard_all(self) -> None:
         """On revocation: open transactions are aborted, their writes dropped."""

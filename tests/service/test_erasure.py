@@ -23,6 +23,7 @@ from streams.settings import Settings
 from tests.service.conftest import BROKER, REPO, TopicSet, Worker, produce_lines, wait_for_alerts
 from tests.service.test_faults import (
     FAST,
+    ROWS_ON_DISK,
     assert_like_the_replay,
     by_alert_id,
     collegemsg_lines,
@@ -113,7 +114,7 @@ def test_an_erased_user_leaves_every_worker_the_changelog_and_later_alerts(
     tmp_path: Path,
 ) -> None:
     lines, want = expected
-    topic_set = topic_factory(3, **FAST, processing_guarantee=guarantee, web_token=TOKEN)
+    topic_set = topic_factory(3, **FAST, **ROWS_ON_DISK, processing_guarantee=guarantee, web_token=TOKEN)
     for erasure in want.erasures:
         printed = erase(topic_set, erasure)
         assert (printed["user_id"], printed["ts"], printed["topic"]) == (

@@ -48,6 +48,9 @@ COLLEGEMSG = COLLEGEMSG_FIXTURE
 # Shorter silences than the defaults, so that a prefix of CollegeMsg (a few weeks) has
 # plenty of dormant and revived episodes: ~900 alerts in 20k events, ~1.8k in 25k.
 FAST: dict[str, Any] = {"min_touches": 3, "min_silence_ms": DAY_MS, "max_silence_ms": 7 * DAY_MS}
+ROWS_ON_DISK: dict[str, Any] = {"row_cache_mb": 0}
+"""Every row leaves memory at the checkpoint that writes it: each later update reads it back from RocksDB
+(under exactly_once, from the writes of a transaction not committed yet until it is)."""
 KAFKA_SH = REPO / "deploy" / "kafka" / "kafka.sh"
 
 # --- helpers shared by the broker tests of this directory ---------------------------
@@ -342,7 +345,9 @@ def test_sigkill_mid_batch_then_restart(
 ) -> None:
     lines, want = prefix
     data_dir = tmp_path / "state"
-    topic_set, worker = serving_worker(topic_factory, worker_factory, data_dir, "first", guarantee)
+    topic_set, worker = serving_worker(
+        topic_factory, worker_factory, data_dir, "first", guarantee, **ROWS_ON_DISK
+    )
     produce_lines(topic_set, lines)
     wait_until(lambda: consumed(worker) > 0, 60, "the worker to start consuming")
     wait_until(lambda: checkpoints(topic_set) > 0, 90, "a checkpoint in the changelog", every_s=0.1)
@@ -431,7 +436,7 @@ def test_sigkill_during_a_rebalance(
     guarantee: str,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(6, **FAST, processing_guarantee=guarantee)
+    topic_set = topic_factory(6, **FAST, **ROWS_ON_DISK, processing_guarantee=guarantee)
     first = worker_factory(topic_set, "first", data_dir=tmp_path / "first")
     wait_until(lambda: "Worker ready" in first.log_text(), 60, "the first worker to be ready")
     producer = BackgroundProducer(topic_set, lines, chunks=10, pause_s=0.5).start()
@@ -483,7 +488,7 @@ def test_workers_join_and_leave_while_data_flows(
     guarantee: str,
 ) -> None:
     lines, want = prefix
-    topic_set = topic_factory(6, **FAST, processing_guarantee=guarantee)
+    topic_set = topic_factory(6, **FAST, **ROWS_ON_DISK, processing_guarantee=guarantee)
     first = workers_join_and_leave(topic_set, worker_factory, lines)
     assert_like_the_replay(topic_set, want, [first])
 

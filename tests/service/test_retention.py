@@ -15,7 +15,14 @@ from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
 from streams.service.relationships import RESUME_KEY
 from streams.settings import DAY_MS, Settings
 from tests.service.conftest import TopicSet, Worker, produce_lines, wait_for_alerts
-from tests.service.test_faults import assert_like_the_replay, by_alert_id, metric, read_to_end, wait_until
+from tests.service.test_faults import (
+    ROWS_ON_DISK,
+    assert_like_the_replay,
+    by_alert_id,
+    metric,
+    read_to_end,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -59,7 +66,7 @@ def test_service_with_row_ttl_equals_the_replay_through_a_sigkill_and_writes_tom
     tmp_path: Path,
 ) -> None:
     want, summary, rows = expected
-    topic_set = topic_factory(3, row_ttl_ms=ROW_TTL_MS, processing_guarantee=guarantee)
+    topic_set = topic_factory(3, row_ttl_ms=ROW_TTL_MS, processing_guarantee=guarantee, **ROWS_ON_DISK)
     data_dir = tmp_path / "kept"
     worker = worker_factory(topic_set, "before", data_dir=data_dir)
     produce_lines(topic_set, lines)

@@ -23,7 +23,9 @@ def test_a_commit_writes_the_last_value_of_each_key_and_only_its_own_transaction
         writes.add("app-0-0", 0, b'["ann","bob"]', f"v{checkpoint}".encode())
     writes.add("app-0-0", 0, b"__resume__", b"r")
     writes.add("app-0-1", 1, b'["cat","dan"]', b"other")
-    assert len(writes.pending["app-0-0"]) == 2, "held writes must not grow with checkpoints"
+    assert len(writes.pending["app-0-0"][0]) == 2, "held writes must not grow with checkpoints"
+    assert writes.writes_of(0) == [{b'["ann","bob"]': b"v999", b"__resume__": b"r"}]
+    assert writes.writes_of(1) == [{b'["cat","dan"]': b"other"}]
     assert databases == [{}, {}], "nothing reaches the local store before its transaction commits"
 
     writes.committed("app-0-0")

@@ -24,13 +24,14 @@ from streams.datasets.collegemsg import COLLEGEMSG as COLLEGEMSG_FIXTURE
 from streams.datasets.collegemsg import collegemsg_events
 from streams.engine.engine import RelationshipEngine
 from streams.engine.events import InvalidEvent, decode_event, row_updates
-from streams.engine.row import Row
+from streams.engine.row_codec import RowCodec
+from streams.engine.rules import Rules
 from streams.service.consumer_lag import ProgressTracker, Stall, stall_after_s
 from streams.service.readiness import assess
+from streams.service.row_store import MemoryTable, StoredRows
 from streams.service.state_query import (
     MAX_LIMIT,
     BadQuery,
-    IndexedRows,
     Query,
     contact_entry,
     parse_query,
@@ -149,7 +150,9 @@ def scenario_lines() -> list[bytes]:
 
 def engine_after(lines: list[bytes], settings: Settings) -> RelationshipEngine:
     """The in-process engine fed the same lines to the end of input (what every worker converges to)."""
-    engine = RelationshipEngine(settings, IndexedRows())
+    engine = RelationshipEngine(
+        settings, StoredRows(MemoryTable({}), RowCodec(), Rules(settings), capacity=0)
+    )
     for line in lines:
         try:
             interaction = decode_event(line, settings.max_record_bytes)
@@ -249,36 +252,6 @@ def same_answer(first: Worker, second: Worker, path: str) -> tuple[Answer, Answe
 
 
 # --- units: no worker needed ------------------------------------------------------
-
-
-@pytest.mark.parametrize("queried_first", [False, True])
-def test_indexed_rows_keep_the_owner_index_through_every_mutation(queried_first: bool) -> None:
-    rows = IndexedRows([(("ann", "bob"), Row.first(T0))])
-    assert not rows.indexed  # nobody asked yet: the hot path pays nothing
-    if queried_first:  # built now, then kept by each mutation below
-        assert rows.contacts("ann") == {"bob"}
-        assert rows.indexed
-    rows[("ann", "cat")] = Row.first(T0)
-    rows.update({("bob", "ann"): Row.first(T0)})
-    rows.setdefault(("dan", "ann"), Row.first(T0))
-    rows |= {("eve", "ann"): Row.first(T0)}
-    assert {o: sorted(rows.contacts(o)) for o in ("ann", "bob", "dan", "eve")} == {
-        "ann": ["bob", "cat"],
-        "bob": ["ann"],
-        "dan": ["ann"],
-        "eve": ["ann"],
-    }
-    del rows[("ann", "bob")]
-    rows.pop(("bob", "ann"))
-    rows.pop(("nobody", "x"), None)
-    assert sorted(rows.contacts("ann")) == ["cat"]
-    assert rows.contacts("bob") == set()
-    rows[("bob", "cat")] = Row.first(T0)  # after the index exists: kept
-    assert rows.contacts("bob") == {"cat"}
-    rows.popitem()
-    assert rows.contacts("bob") == set()
-    rows.clear()
-    assert (rows.contacts("ann"), len(rows)) == (set(), 0)
 
 
 @pytest.mark.parametrize(
