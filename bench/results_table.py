@@ -83,6 +83,20 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{run['rows_at_end_ratio']:.3f} (rows); {run['peak_rss_ratio']:.3f} (RSS); "
             f"{run['speed_ratio']:.3f} (speed)",
         ))  # fmt: skip
+    if (cache := results.get("row_cache", {}).get("summary")) and "configs" in cache:
+        rss, eps = cache["peak_rss_mb"], cache["eps_from_start"]
+        small_mb = cache["configs"]["small"]["row_cache_mb"]
+        rows.append((
+            f"one worker, mentions ({cache['events']:,} events, 930,782 rows), STREAMS_ROW_CACHE_MB={small_mb}, "
+            "medians",
+            f"peak RSS {rss['small']:,.0f} MB; {eps['small']:,.0f} events/s from the worker start",
+            f"every row in memory: {rss['all_rows']:,.0f} MB, {eps['all_rows']:,.0f} events/s; Faust's RocksDB "
+            f"memory (64 MB memtables, 2 GB block cache): {rss['small_faust_rocksdb']:,.0f} MB, "
+            f"{eps['small_faust_rocksdb']:,.0f} events/s",
+            f"{cache['rss_ratio']:.3f} (RSS), {cache['speed_ratio']:.3f} (speed) of every row in memory; "
+            f"{cache['rss_ratio_to_faust_rocksdb']:.3f} (RSS), {cache['speed_ratio_to_faust_rocksdb']:.3f} "
+            "(speed) of Faust's RocksDB memory",
+        ))  # fmt: skip
     if guarantees := results.get("guarantees"):
         alo, eos = guarantees["at_least_once"], guarantees["exactly_once"]
         rows.append((

@@ -182,6 +182,16 @@ class Settings(BaseSettings):
         ge=0,
         description="STREAMS_ROW_CACHE_MB: memory for rows kept decoded, per worker, shared by its owner partitions and counted at 1 KB per row; every row is in the partition's RocksDB, and one not in memory is read from there when an update needs it. Rows changed since the last checkpoint always stay. 0: only those.",
     )
+    rocksdb_write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        description="STREAMS_ROCKSDB_WRITE_BUFFER_MB: RocksDB memtable size of each owner partition's database (up to 3 per database before they flush; Faust's default is 64).",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        64,
+        ge=1,
+        description="STREAMS_ROCKSDB_BLOCK_CACHE_MB: RocksDB block cache of each owner partition's database, for rows read back from disk (Faust's default is 2048).",
+    )
     compiled_core: bool = Field(
         True,
         description="STREAMS_COMPILED_CORE: encode and decode rows in the compiled core (`core/`, module `streams_core`, built by `make install`); false: the Python reference (`Row.to_bytes`, `Row.from_bytes`), the same bytes and rows.",

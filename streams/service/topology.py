@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ROWS_TABLE = "rows"
 """Name of the relationship rows table."""
+MB = 1024 * 1024
 
 
 def owner_updates_topic_name(settings: Settings) -> str:
@@ -84,6 +85,10 @@ def declare_topology(
             key_type=bytes,
             value_type=bytes,
             extra_topic_configs=settings.replication_configs(),
+            options={  # Faust's RocksDBOptions, per partition database
+                "write_buffer_size": settings.rocksdb_write_buffer_mb * MB,
+                "block_cache_size": settings.rocksdb_block_cache_mb * MB,
+            },
         ),
         input_partitions=dict(input_partitions)
         if input_partitions is not None
