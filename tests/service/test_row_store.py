@@ -170,6 +170,7 @@ def test_owner_rows_read_a_key_range_that_other_owners_sharing_a_prefix_stay_out
     rows = StoredRows(MemoryTable(data), RowCodec(), None, capacity=0)
     assert [c for c, _ in rows.owner_rows("an")] == ["x"]
     assert [c for c, _ in rows.owner_rows("ann")] == ["y"]
+    assert rows.cached() == 0, "a query's rows do not enter the cache"
     assert dict(rows.items()).keys() == {("an", "x"), ("ann", "y"), ("anna", "z")}, "other keys are not rows"
 
 
