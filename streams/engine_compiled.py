@@ -10,6 +10,7 @@ from typing import Any
 from streams.engine.alerts import Alert
 from streams.engine.erasures import Erasure
 from streams.engine.events import InvalidEvent, decode_event
+from streams.engine.feedback import Feedback, RowFeedback
 from streams.engine.row import Row
 from streams.replay import ReplaySummary
 from streams.settings import Settings
@@ -78,6 +79,12 @@ class CompiledReplayRun:
         """Forget `user` as of event time `ts`, as `RelationshipEngine.erase` (docs/semantics.md §9)."""
         return self._core.erase(user, ts)
 
+    def give_feedback(self, feedback: Feedback) -> list[Alert]:
+        """Mute, unmute or snooze a row as of `feedback.ts`, as `RelationshipEngine.give_feedback` (§11)."""
+        return self._core.give_feedback(
+            feedback.owner, feedback.contact, int(feedback.action), feedback.until or 0, feedback.ts
+        )
+
     def finish(self) -> list[Alert]:
         """End of input: the last alerts (the erasures still waiting apply last)."""
         return self._core.finish()
@@ -111,6 +118,13 @@ class CompiledReplayRun:
         """Live deadlines by row (the reference's `DeadlineIndex` content)."""
         return {(owner, contact): deadline for owner, contact, deadline in self._core.deadlines()}
 
+    def feedback(self) -> dict[RowKey, RowFeedback]:
+        """What applied feedback says about each row it named (the reference's `feedback`)."""
+        return {
+            (owner, contact): RowFeedback.from_json(list(fields))
+            for owner, contact, fields in self._core.feedback_state()
+        }
+
     def expiries(self) -> dict[RowKey, int]:
         """When each row not established may be reclaimed (the reference's `expiries`; `row_ttl` only)."""
         return {(owner, contact): expiry for owner, contact, expiry in self._core.expiries()}
@@ -123,17 +137,21 @@ def replay_compiled(
     batch_lines: int = BATCH_LINES,
     run: CompiledReplayRun | None = None,
     erasures: Iterable[Erasure] = (),
+    feedback: Iterable[Feedback] = (),
 ) -> Iterator[Alert]:
     """What `streams.replay.replay` yields, computed by the compiled core `batch_lines` lines at a time.
 
     `summary` is filled at the end, as the reference fills it; pass `run` to
-    keep the core (its rows and deadlines) after the replay. `erasures` are
-    given to the core before the first line, as the reference does.
+    keep the core (its rows and deadlines) after the replay. `erasures`, then
+    `feedback`, are given to the core before the first line, as the reference does.
     """
     run = run if run is not None else CompiledReplayRun(settings)
     erasures = list(erasures)
+    feedback = list(feedback)
     for erasure in erasures:
         yield from run.erase(erasure.user, erasure.ts)
+    for item in feedback:
+        yield from run.give_feedback(item)
     started = time.perf_counter()
     source = iter(lines)
     while batch := list(itertools.islice(source, batch_lines)):
@@ -155,4 +173,5 @@ def replay_compiled(
         summary.rows_reset, summary.rows_reclaimed = counts["rows_reset"], counts["rows_reclaimed"]
         summary.erasures = len(erasures)
         summary.rows_erased, summary.erased_events = counts["rows_erased"], counts["erased_events"]
+        summary.feedback, summary.withheld = len(feedback), counts["withheld"]
         summary.alerts.update(dormant=counts["dormant"], revived=counts["revived"])

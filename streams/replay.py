@@ -103,20 +103,16 @@ def replay(
     clock is never read for semantics (`clock` is ignored: replay is event time).
     `engine_name="compiled"` runs the same replay in the compiled core (`core/`);
     pass a fresh `engine` (Python) to keep its rows and timers after the replay.
-    `erasures` are known before the first event (docs/semantics.md §9), in
-    either engine; so is `feedback` (§11), in the Python engine only.
+    `erasures` are known before the first event (docs/semantics.md §9), and
+    so is `feedback` (§11), in either engine.
     """
     summary = summary if summary is not None else ReplaySummary()
     erasures = list(erasures)
     feedback = list(feedback)
     if engine_name == "compiled":
-        if feedback:
-            raise ValueError(
-                "feedback (mute, snooze) is not in the compiled core yet: replay it with the python engine"
-            )
         from streams.engine_compiled import replay_compiled  # noqa: PLC0415 - needs the built core
 
-        yield from replay_compiled(lines, settings, summary, erasures=erasures)
+        yield from replay_compiled(lines, settings, summary, erasures=erasures, feedback=feedback)
         return
     engine = engine if engine is not None else RelationshipEngine(settings)
     for erasure in erasures:

@@ -4,7 +4,8 @@
 //! Floating-point steps follow `streams/engine/rules.py` in the same order, so
 //! strengths and thresholds are bit-identical to the reference's.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub const NO_WATERMARK: i64 = i64::MIN;
@@ -12,6 +13,10 @@ pub const NO_WATERMARK: i64 = i64::MIN;
 pub const REMEMBER_AT_LEAST: usize = 32;
 pub const OUT: u8 = 0;
 pub const IN: u8 = 1;
+/// Feedback actions (`Action`); the value orders same-`ts` feedback on one row.
+pub const UNMUTE: i64 = 0;
+pub const MUTE: i64 = 1;
+pub const SNOOZE: i64 = 2;
 
 /// Multiply-rotate hash for row keys (two interned user numbers packed in a u64).
 #[derive(Default, Clone, Copy)]
@@ -443,6 +448,8 @@ pub struct Alert {
     pub last_out_at: Option<i64>,
     pub last_in_at: Option<i64>,
     pub strength: f64,
+    /// A dormant alert feedback held back, let out at this event time (docs/semantics.md §11).
+    pub released_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -459,6 +466,56 @@ pub struct Stats {
     pub rows_erased: u64,
     /// Events dropped: they name a user erased before they were applied (`out` halves).
     pub erased_events: u64,
+    /// Feedback records that changed a row's feedback state (docs/semantics.md §11).
+    pub feedback: u64,
+    /// Alerts not emitted because feedback muted or snoozed the row.
+    pub withheld: u64,
+}
+
+/// What applied feedback says about one row (`RowFeedback`).
+#[derive(Clone, Debug)]
+pub struct RowFeedback {
+    /// No alert of this row goes out.
+    pub muted: bool,
+    /// `(ts, action)` of the mute or unmute applied last.
+    pub mute_key: (i64, i64),
+    /// No dormant alert of this row goes out before this event time.
+    pub snoozed_until: OptMs,
+    /// `(ts, until)` of the snooze applied last.
+    pub snooze_key: (i64, i64),
+    /// The row's current dormant episode was not announced.
+    pub withheld: bool,
+}
+
+impl Default for RowFeedback {
+    fn default() -> RowFeedback {
+        RowFeedback {
+            muted: false,
+            mute_key: (-1, -1),
+            snoozed_until: OptMs::NONE,
+            snooze_key: (-1, -1),
+            withheld: false,
+        }
+    }
+}
+
+impl RowFeedback {
+    /// No dormant alert may go out at event time `at`.
+    pub fn silenced(&self, at: i64) -> bool {
+        self.muted || self.snoozed_until.get().is_some_and(|until| at < until)
+    }
+}
+
+/// Feedback waiting for the watermark (`HeldFeedback`): fields in the reference tuple's order, so
+/// the derived order is the order the reference applies it in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeldFeedback {
+    pub ts: i64,
+    pub owner: Box<str>,
+    pub contact: Box<str>,
+    pub action: i64,
+    /// The snooze's end; 0 for a mute or an unmute.
+    pub until: i64,
 }
 
 /// Interned user ids: number <-> name.
@@ -646,6 +703,13 @@ pub struct Engine {
     pending_erasures: BTreeSet<(i64, u32)>,
     /// User -> the `ts` of their erasure, once applied: every update naming them is dropped (`erased`).
     erased: HashMap<u32, i64, BuildHasherDefault<KeyHasher>>,
+    /// Feedback waiting for the watermark to reach its `ts` (`held_feedback`).
+    held_feedback: BinaryHeap<Reverse<HeldFeedback>>,
+    /// Row key -> what applied feedback says about it (`feedback`); the row need not exist.
+    pub feedback: HashMap<u64, RowFeedback, BuildHasherDefault<KeyHasher>>,
+    /// `(until, row key)` of snoozes (`snooze_ends`), lazily: an entry is live while its row's
+    /// `snoozed_until` is still `until`.
+    snooze_ends: BinaryHeap<Reverse<(i64, u64)>>,
 }
 
 fn pack(owner: u32, contact: u32) -> u64 {
@@ -675,6 +739,9 @@ impl Engine {
             dormant_rows: 0,
             pending_erasures: BTreeSet::new(),
             erased: HashMap::default(),
+            held_feedback: BinaryHeap::new(),
+            feedback: HashMap::default(),
+            snooze_ends: BinaryHeap::new(),
         }
     }
 
@@ -750,7 +817,19 @@ impl Engine {
         }
     }
 
-    /// End of input, after the last `advance`: the erasures still waiting apply, in `ts` order.
+    /// Apply feedback once the watermark reaches its `ts` (docs/semantics.md §11); at once, as of
+    /// the watermark, if it has. Of two on one row, the later `(ts, action, until)` wins.
+    pub fn give_feedback(&mut self, feedback: HeldFeedback) {
+        if feedback.ts <= self.watermark {
+            let at = self.watermark;
+            self.apply_feedback(feedback, at);
+        } else {
+            self.held_feedback.push(Reverse(feedback));
+        }
+    }
+
+    /// End of input, after the last `advance`: the erasures still waiting apply, in `ts` order
+    /// (feedback beyond the last event stays held: it could only change later alerts).
     pub fn finish_erasures(&mut self) {
         while let Some((ts, user)) = self.pending_erasures.pop_first() {
             self.erase_now(user, ts);
@@ -767,7 +846,7 @@ impl Engine {
         let limit = self.watermark;
         let inclusive = self.closed;
         let held_due = matches!(self.held.first_ts(), Some(ts) if ts <= limit);
-        if !held_due && !self.may_be_due(limit) && !self.erasure_due(limit) {
+        if !held_due && !self.any_timer_due(limit) && !self.control_due(limit) {
             if self.row_ttl != 0 && self.expiry_may_be_due(limit) {
                 self.reclaim_due(limit);
             }
@@ -778,10 +857,10 @@ impl Engine {
                 break;
             }
             let update = self.held.pop(&self.users.names).expect("held is not empty");
-            if self.erasure_due(update.ts) {
-                self.erase_due(update.ts);
+            if self.control_due(update.ts) {
+                self.apply_control_due(update.ts);
             }
-            if self.may_be_due(update.ts) {
+            if self.any_timer_due(update.ts) {
                 self.fire_due(update.ts);
             }
             if !self.erased.is_empty() && self.names_erased(&update) {
@@ -789,10 +868,10 @@ impl Engine {
             }
             self.apply(update, false);
         }
-        if self.erasure_due(limit) {
-            self.erase_due(limit);
+        if self.control_due(limit) {
+            self.apply_control_due(limit);
         }
-        if self.may_be_due(limit) {
+        if self.any_timer_due(limit) {
             self.fire_due(limit);
         }
         if self.row_ttl != 0 {
@@ -806,6 +885,15 @@ impl Engine {
         matches!(self.pending_erasures.first(), Some(&(ts, _)) if ts <= limit)
     }
 
+    fn feedback_due(&self, limit: i64) -> bool {
+        matches!(self.held_feedback.peek(), Some(Reverse(feedback)) if feedback.ts <= limit)
+    }
+
+    /// An erasure or feedback waits with `ts <= limit`.
+    fn control_due(&self, limit: i64) -> bool {
+        self.erasure_due(limit) || self.feedback_due(limit)
+    }
+
     /// `update` names a user erased already: dropped, counted once per event.
     fn names_erased(&mut self, update: &Update) -> bool {
         if !self.erased.contains_key(&update.owner) && !self.erased.contains_key(&update.contact) {
@@ -817,17 +905,28 @@ impl Engine {
         true
     }
 
-    /// Apply waiting erasures with `ts <= limit`, each after the deadlines before it have fired.
-    fn erase_due(&mut self, limit: i64) {
-        while let Some(&(ts, user)) = self.pending_erasures.first() {
-            if ts > limit {
-                break;
-            }
-            self.pending_erasures.pop_first();
-            if self.may_be_due(ts - 1) {
+    /// Apply waiting erasures and feedback with `ts <= limit` in `ts` order (an erasure first on a
+    /// tie), each after the deadlines and snooze ends before it (`_control_due`).
+    fn apply_control_due(&mut self, limit: i64) {
+        loop {
+            let erasure_ts = self.pending_erasures.first().map(|&(ts, _)| ts).filter(|&ts| ts <= limit);
+            let feedback_ts = self.held_feedback.peek().map(|Reverse(f)| f.ts).filter(|&ts| ts <= limit);
+            let (ts, erasing) = match (erasure_ts, feedback_ts) {
+                (None, None) => return,
+                (Some(e), Some(f)) => (e.min(f), e <= f),
+                (Some(e), None) => (e, true),
+                (None, Some(f)) => (f, false),
+            };
+            if self.any_timer_due(ts - 1) {
                 self.fire_due(ts - 1);
             }
-            self.erase_now(user, ts);
+            if erasing {
+                let (_, user) = self.pending_erasures.pop_first().expect("an erasure is due");
+                self.erase_now(user, ts);
+            } else {
+                let Reverse(feedback) = self.held_feedback.pop().expect("feedback is due");
+                self.apply_feedback(feedback, ts);
+            }
         }
     }
 
@@ -864,6 +963,88 @@ impl Engine {
             *row = Row::vacant();
             self.free.push(index as u32);
             self.stats.rows_erased += 1;
+        }
+        // the snooze ends of the entries dropped here go stale in `snooze_ends`
+        self.feedback.retain(|&key, _| (key >> 32) as u32 != user && key as u32 != user);
+    }
+
+    // --- feedback -----------------------------------------------------------
+
+    /// Apply one feedback record as of event time `at` (its `ts`, or the watermark when it came late).
+    fn apply_feedback(&mut self, feedback: HeldFeedback, at: i64) {
+        let HeldFeedback { ts, owner, contact, action, until } = feedback;
+        let owner = self.users.intern(&owner);
+        let contact = self.users.intern(&contact);
+        if self.erased.contains_key(&owner) || self.erased.contains_key(&contact) {
+            return;
+        }
+        let key = pack(owner, contact);
+        let entry = self.feedback.entry(key).or_default();
+        if action == SNOOZE {
+            if (ts, until) <= entry.snooze_key {
+                return;
+            }
+            entry.snooze_key = (ts, until);
+            if until > at {
+                entry.snoozed_until = OptMs::some(until);
+                self.snooze_ends.push(Reverse((until, key)));
+            } else {
+                entry.snoozed_until = OptMs::NONE;
+            }
+        } else {
+            if (ts, action) <= entry.mute_key {
+                return;
+            }
+            entry.mute_key = (ts, action);
+            entry.muted = action == MUTE;
+        }
+        self.stats.feedback += 1;
+        self.release(key, at);
+    }
+
+    /// The dormant alert the row's feedback withheld goes out at `at` if the row is no longer
+    /// silenced and still dormant (`_release`).
+    fn release(&mut self, key: u64, at: i64) {
+        let Some(entry) = self.feedback.get_mut(&key) else { return };
+        if !entry.withheld || entry.silenced(at) {
+            return;
+        }
+        entry.withheld = false;
+        if let Some(&index) = self.keys.get(&key) {
+            if self.rows[index as usize].dormant_since.is_some() {
+                self.emit(false, index, Some(at));
+                self.stats.dormant += 1;
+            }
+        }
+    }
+
+    fn snooze_may_be_due(&self, limit: i64) -> bool {
+        matches!(self.snooze_ends.peek(), Some(Reverse((until, _))) if *until <= limit)
+    }
+
+    /// End the snoozes `<= limit`, in `(until, owner, contact)` order, releasing what they withheld.
+    fn end_snoozes(&mut self, limit: i64) {
+        let mut due = Vec::new();
+        while let Some(&Reverse((until, key))) = self.snooze_ends.peek() {
+            if until > limit {
+                break;
+            }
+            self.snooze_ends.pop();
+            if let Some(entry) = self.feedback.get_mut(&key) {
+                if entry.snoozed_until.get() == Some(until) {
+                    entry.snoozed_until = OptMs::NONE;
+                    due.push((until, key));
+                }
+            }
+        }
+        let names = &self.users.names;
+        due.sort_by(|&(ua, a), &(ub, b)| {
+            ua.cmp(&ub)
+                .then_with(|| names[(a >> 32) as usize].cmp(&names[(b >> 32) as usize]))
+                .then_with(|| names[a as u32 as usize].cmp(&names[b as u32 as usize]))
+        });
+        for (until, key) in due {
+            self.release(key, until);
         }
     }
 
@@ -920,9 +1101,19 @@ impl Engine {
         }
         let older = ts < self.rows[index as usize].last_at;
         if !older && self.rows[index as usize].dormant_since.is_some() {
-            self.emit(true, index);
+            // a dormant alert withheld, or a muted row: no revival either
+            let silenced = self.feedback.get_mut(&key).is_some_and(|entry| {
+                let silenced = entry.withheld || entry.muted;
+                entry.withheld = false;
+                silenced
+            });
+            if silenced {
+                self.stats.withheld += 1;
+            } else {
+                self.emit(true, index, None);
+                self.stats.revived += 1;
+            }
             self.rows[index as usize].dormant_since = OptMs::NONE;
-            self.stats.revived += 1;
             self.dormant_rows -= 1;
         }
         let rules = &self.rules;
@@ -1023,7 +1214,7 @@ impl Engine {
         self.set_deadline(index, deadline);
     }
 
-    fn emit(&mut self, revived: bool, index: u32) {
+    fn emit(&mut self, revived: bool, index: u32, released_at: Option<i64>) {
         let row = &self.rows[index as usize];
         let typical_gap = Rules::typical_gap(&row.gaps);
         self.alerts.push(Alert {
@@ -1040,19 +1231,34 @@ impl Engine {
             last_out_at: row.last_out_at.get(),
             last_in_at: row.last_in_at.get(),
             strength: row.strength,
+            released_at,
         });
     }
 
+    /// Fire the deadlines `<= limit`, then end the snoozes `<= limit` (`_fire_due`).
     fn fire_due(&mut self, limit: i64) {
         for (deadline, index) in self.pop_due(limit) {
             self.fire(index, deadline);
         }
+        if self.snooze_may_be_due(limit) {
+            self.end_snoozes(limit);
+        }
     }
 
     fn fire(&mut self, index: u32, deadline: i64) {
-        self.rows[index as usize].dormant_since = OptMs::some(deadline);
-        self.emit(false, index);
-        self.stats.dormant += 1;
+        let row = &mut self.rows[index as usize];
+        row.dormant_since = OptMs::some(deadline);
+        let key = pack(row.owner, row.contact);
+        match self.feedback.get_mut(&key) {
+            Some(entry) if entry.silenced(deadline) => {
+                entry.withheld = true;
+                self.stats.withheld += 1;
+            }
+            _ => {
+                self.emit(false, index, None);
+                self.stats.dormant += 1;
+            }
+        }
         self.dormant_rows += 1;
     }
 
@@ -1087,6 +1293,11 @@ impl Engine {
 
     fn may_be_due(&self, limit: i64) -> bool {
         matches!(self.timers.heap.peek(), Some(std::cmp::Reverse((deadline, _))) if *deadline <= limit)
+    }
+
+    /// A deadline or a snooze end may be due at `limit` (`_any_timer_due`).
+    fn any_timer_due(&self, limit: i64) -> bool {
+        self.may_be_due(limit) || self.snooze_may_be_due(limit)
     }
 
     /// Every live deadline `<= limit`, removed, in `(deadline, owner, contact)` order.

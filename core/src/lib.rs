@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use decode::{decode_fast, is_blank, strip_line_end};
-use engine::{Alert, Engine, EventId, Rules, Update, IN, OUT};
+use engine::{Alert, Engine, EventId, HeldFeedback, Rules, Update, IN, MUTE, OUT, SNOOZE, UNMUTE};
 
 const INTERACTION_TYPES: [&str; 3] = ["mention", "reply", "like"];
 /// The settings tuple's first 12 values (a tuple extracts in one piece up to 12).
@@ -176,6 +176,32 @@ impl CompiledReplay {
         self.take_alerts(py)
     }
 
+    /// Mute (1), unmute (0) or snooze (2, until `until`) the row `(owner, contact)` as of event time
+    /// `ts` (docs/semantics.md §11): applied once the watermark reaches `ts`, in `ts` order with the
+    /// events, or at once, as of the watermark, if it has. The alerts emitted meanwhile (a release).
+    fn give_feedback<'py>(
+        &mut self,
+        py: Python<'py>,
+        owner: &str,
+        contact: &str,
+        action: i64,
+        until: i64,
+        ts: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if ![UNMUTE, MUTE, SNOOZE].contains(&action) {
+            return Err(PyValueError::new_err(format!("unknown feedback action {action}")));
+        }
+        let until = if action == SNOOZE { until } else { 0 };
+        self.engine.give_feedback(HeldFeedback {
+            ts,
+            owner: owner.into(),
+            contact: contact.into(),
+            action,
+            until,
+        });
+        self.take_alerts(py)
+    }
+
     /// End of input: apply everything held, then the erasures still waiting; the last alerts.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         if !self.finished {
@@ -207,6 +233,8 @@ impl CompiledReplay {
         out.set_item("rows_reclaimed", stats.rows_reclaimed)?;
         out.set_item("rows_erased", stats.rows_erased)?;
         out.set_item("erased_events", stats.erased_events)?;
+        out.set_item("feedback_applied", stats.feedback)?;
+        out.set_item("withheld", stats.withheld)?;
         out.set_item("live_rows", self.engine.live_rows())?;
         out.set_item("row_slots", self.engine.rows.len())?;
         out.set_item("live_expiries", self.engine.live_expiries())?;
@@ -251,6 +279,25 @@ impl CompiledReplay {
             if let Some(deadline) = row.live_deadline.get() {
                 out.append((&*names[row.owner as usize], &*names[row.contact as usize], deadline))?;
             }
+        }
+        Ok(out)
+    }
+
+    /// Feedback state as `(owner, contact, fields)`, `fields` in `RowFeedback.to_json` order.
+    fn feedback_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let names = &self.engine.users.names;
+        let out = PyList::empty(py);
+        for (&key, entry) in &self.engine.feedback {
+            let fields = (
+                entry.muted,
+                entry.mute_key.0,
+                entry.mute_key.1,
+                entry.snoozed_until.get(),
+                entry.snooze_key.0,
+                entry.snooze_key.1,
+                entry.withheld,
+            );
+            out.append((&*names[(key >> 32) as usize], &*names[key as u32 as usize], fields))?;
         }
         Ok(out)
     }
@@ -421,6 +468,9 @@ impl CompiledReplay {
         out.set_item(intern!(py, "last_in_at"), alert.last_in_at)?;
         out.set_item(intern!(py, "strength"), alert.strength)?;
         out.set_item(intern!(py, "schema_version"), 1)?;
+        if let Some(released_at) = alert.released_at {
+            out.set_item(intern!(py, "released_at"), released_at)?;
+        }
         Ok(out)
     }
 }

@@ -38,8 +38,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--feedback",
         metavar="FILE",
         help="JSON-lines feedback ({owner_id, contact_id, action: mute|unmute|snooze, until?, ts}, "
-        "schemas/feedback.v1.json), applied as the watermark reaches each ts (docs/semantics.md §11; "
-        "python engine only)",
+        "schemas/feedback.v1.json), applied as the watermark reaches each ts (docs/semantics.md §11)",
     )
     parser.add_argument(
         "--digests",
@@ -65,11 +64,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
     feedback: list[Feedback] = []
     if args.feedback:
-        if args.engine == "compiled":
-            sys.stderr.write(
-                "replay: --feedback needs --engine python: the compiled core has no feedback yet\n"
-            )
-            return 2
         try:
             with open(args.feedback, "rb") as lines:
                 feedback = list(read_feedback(lines))
