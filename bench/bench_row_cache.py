@@ -22,6 +22,7 @@ from bench.drain import drain, expected_output
 from bench.harness import deployment, metric, produce
 from bench.results import Recorder
 from bench.workloads import mentions
+from streams.replay import ENGINES, EngineName
 
 GAUGE_INTERVAL_S = 6.0
 """Longer than the worker's 5 s refresh of its row gauges."""
@@ -35,10 +36,12 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
-def one_run(lines: list[bytes], env_overrides: dict[str, str], partitions: int) -> dict[str, Any]:
+def one_run(
+    lines: list[bytes], env_overrides: dict[str, str], partitions: int, replay_engine: EngineName
+) -> dict[str, Any]:
     """One worker on a fresh deployment of `lines`, with settings `env_overrides`."""
     env = deployment(partitions, **env_overrides)
-    expected = expected_output(lines, env)
+    expected = expected_output(lines, env, replay_engine)
     produce(env, lines)
     seen: dict[str, float] = {}
 
@@ -68,6 +71,17 @@ def main() -> int:
     parser.add_argument("--large-mb", type=int, default=100_000, help="a cache every row fits in")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--only-small",
+        action="store_true",
+        help="run the small cache alone (no baselines): the memory of a worker with many rows, e.g. 20M",
+    )
+    parser.add_argument(
+        "--replay-engine",
+        choices=ENGINES,
+        default="python",
+        help="engine of the replay the output is checked against (compiled for millions of rows)",
+    )
     args = parser.parse_args()
     lines = mentions(args.events)
     configs = {
@@ -80,12 +94,14 @@ def main() -> int:
             "rocksdb_block_cache_mb": "2048",
         },
     }
+    if args.only_small:
+        configs = {"small": configs["small"]}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     out = sys.stdout
     for round_ in range(args.rounds):
         order = list(configs) if round_ % 2 == 0 else list(reversed(configs))
         for name in order:
-            run = one_run(lines, configs[name], args.partitions)
+            run = one_run(lines, configs[name], args.partitions, args.replay_engine)
             runs[name].append(run)
             out.write(
                 f"round {round_ + 1}, {name} {configs[name]}: peak RSS {run['peak_rss_mb']:,} MB, "
@@ -99,6 +115,16 @@ def main() -> int:
         return float(statistics.median(run[figure] for run in runs[name]))
 
     summary: dict[str, Any] = {"events": len(lines), "configs": configs}
+    if args.only_small:
+        summary.update(
+            {figure: median("small", figure) for figure in ("peak_rss_mb", "rows", "eps_from_start")}
+        )
+        out.write(
+            f"medians of {args.rounds}: peak RSS {summary['peak_rss_mb']:,.0f} MB with {args.small_mb} MB of row "
+            f"cache and {summary['rows']:,.0f} rows, {summary['eps_from_start']:,.0f} events/s from the start\n"
+        )
+        Recorder("row_cache_small_only").save({"summary": summary, "runs": runs["small"]})
+        return 0
     for figure in ("peak_rss_mb", "eps_from_start", "eps_after_first_applied"):
         summary[figure] = {name: median(name, figure) for name in configs}
     summary["rss_ratio"] = round(median("small", "peak_rss_mb") / median("all_rows", "peak_rss_mb"), 3)

@@ -36,7 +36,7 @@ from kafka import KafkaConsumer
 
 from bench.harness import free_port, metric, settings_for, start_worker, stop
 from streams.kafka_admin import bootstrap_servers
-from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
+from streams.replay import REPLAY_DEFAULTS, EngineName, ReplaySummary, replay
 from streams.settings import Settings
 
 SETTLE_S = 3.0
@@ -92,11 +92,12 @@ class Drained:
         }
 
 
-def expected_output(lines: list[bytes], env: dict[str, str]) -> Expected:
-    """`streams replay` of `lines` with the deployment's settings."""
+def expected_output(lines: list[bytes], env: dict[str, str], engine_name: EngineName = "python") -> Expected:
+    """`streams replay` of `lines` with the deployment's settings (`engine_name="compiled"` for many rows:
+    the Python engine holds about 1 KB of heap per row)."""
     settings = Settings(**{**settings_for(env).model_dump(), **REPLAY_DEFAULTS})
     summary = ReplaySummary()
-    alerts = {alert["alert_id"] for alert in replay(lines, settings, summary)}
+    alerts = {alert["alert_id"] for alert in replay(lines, settings, summary, engine_name)}
     return Expected(frozenset(alerts), summary.applied)
 
 

@@ -27,7 +27,14 @@ from streams.service.owner_partition import OwnerPartition, Resume
 from streams.service.partition_reader import Fetched, read_range
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import OwnerRecord, decode_owner_record, source_name
-from streams.service.row_store import MemoryTable, RowTable, StoredRows, cache_capacity, row_key
+from streams.service.row_store import (
+    MemoryTable,
+    PartitionDatabase,
+    RowTable,
+    StoredRows,
+    cache_capacity,
+    row_key,
+)
 from streams.service.stale_events import StaleEvents
 from streams.service.topology import Topology
 from streams.service.transactions import TransactionGone
@@ -44,10 +51,11 @@ RowKey = tuple[str, str]
 
 
 def partition_table(table: TableT[Any, Any], partition: int) -> RowTable:
-    """One partition of a raw table: its RocksDB database (a store without them: the whole store)."""
+    """One partition of a raw table: its RocksDB database, looked up at each use (a store without them:
+    the whole store)."""
     store: Any = table.data
     db_for_partition = partition_databases(store)
-    return db_for_partition(partition) if db_for_partition else MemoryTable(store)
+    return PartitionDatabase(db_for_partition, partition) if db_for_partition else MemoryTable(store)
 
 
 def _now_ms() -> int:

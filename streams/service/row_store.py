@@ -11,7 +11,16 @@ from streams.engine.row import Row
 from streams.engine.row_codec import RowCodec
 from streams.engine.rules import Rules
 
-__all__ = ["ROW_BYTES_IN_MEMORY", "PendingWrites", "RowTable", "StoredRows", "cache_capacity", "row_key"]
+__all__ = [
+    "ROW_BYTES_IN_MEMORY",
+    "MemoryTable",
+    "PartitionDatabase",
+    "PendingWrites",
+    "RowTable",
+    "StoredRows",
+    "cache_capacity",
+    "row_key",
+]
 
 RowKey = tuple[str, str]
 ROW_KEY_PREFIX = b"["
@@ -276,6 +285,28 @@ class _ScannedItems(ItemsView[RowKey, Row]):
 
     def __iter__(self) -> Iterator[tuple[RowKey, Row]]:
         return self._mapping._scan()
+
+
+class PartitionDatabase:
+    """A `RowTable` that looks its partition's database up in the store on every use, never holding it.
+
+    Faust's RocksDB store drops its handle when a partition is revoked and
+    opens the database again when the partition comes back. A handle held
+    here past the revocation would keep RocksDB's lock, and that reopening
+    would fail ("lock hold by current process"), crashing the worker.
+    """
+
+    def __init__(self, database_of: Callable[[int], RowTable], partition: int) -> None:
+        self._database_of = database_of
+        self._partition = partition
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of `key`, None if absent."""
+        return self._database_of(self._partition).get(key)
+
+    def items(self, backwards: bool = False, from_key: bytes | None = None) -> Iterable[tuple[bytes, bytes]]:
+        """Items in key order, from `from_key` on."""
+        return self._database_of(self._partition).items(backwards=backwards, from_key=from_key)
 
 
 class MemoryTable:

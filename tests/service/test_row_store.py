@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 from pathlib import Path
@@ -16,7 +17,15 @@ from streams.engine.events import decode_event, row_updates
 from streams.engine.row import Row
 from streams.engine.row_codec import RowCodec, row_codec
 from streams.engine.rules import Rules
-from streams.service.row_store import MemoryTable, RowTable, StoredRows, cache_capacity, owner_prefix, row_key
+from streams.service.row_store import (
+    MemoryTable,
+    PartitionDatabase,
+    RowTable,
+    StoredRows,
+    cache_capacity,
+    owner_prefix,
+    row_key,
+)
 from streams.settings import Settings
 
 RowKey = tuple[str, str]
@@ -188,6 +197,45 @@ def test_stored_rows_read_and_range_read_a_real_rocksdb(tmp_path: Path) -> None:
         assert rows.get(("zed", "a")) is None
     finally:
         db.close()
+
+
+class PartitionStore:
+    """What Faust's RocksDB store does with partition databases: open on first use, drop on revocation."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.databases: dict[int, rocksdict.Rdict] = {}
+
+    def database_of(self, partition: int) -> rocksdict.Rdict:
+        if partition not in self.databases:
+            path = str(self.root / f"rows-{partition}.db")
+            self.databases[partition] = rocksdict.Rdict(path, options=rocksdict.Options(raw_mode=True))
+        return self.databases[partition]
+
+    def revoke(self, partition: int) -> None:
+        self.databases.pop(partition)
+        gc.collect()  # all Faust does: it never closes the database itself
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["looked_up", "held"])
+def test_rows_of_a_revoked_partition_do_not_hold_its_database_so_it_reopens(
+    tmp_path: Path, held: bool
+) -> None:
+    """A CI run's worker crashed on "lock hold by current process": its rows kept the database open."""
+    store = PartitionStore(tmp_path)
+    store.database_of(0)[row_key(("ann", "bob"))] = Row.first(5).to_bytes()
+    table: RowTable = store.database_of(0) if held else PartitionDatabase(store.database_of, 0)
+    rows = StoredRows(table, row_codec(True), None, capacity=0)
+    engine = RelationshipEngine(Settings(), rows=rows)  # the partition's engine, alive past the revocation
+    store.revoke(0)
+    if held:
+        with pytest.raises(Exception, match="lock"):
+            store.database_of(0)
+        return
+    store.database_of(0)[row_key(("ann", "cid"))] = Row.first(7).to_bytes()  # the partition is back
+    assert engine.rows[("ann", "bob")].last_at == 5
+    assert [contact for contact, _ in rows.owner_rows("ann")] == ["bob", "cid"]
+    store.revoke(0)
 
 
 def test_the_cache_budget_is_the_workers_shared_by_its_owner_partitions() -> None:
