@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,7 +20,17 @@ from tests.service.conftest import BROKER, REPO, TopicSet, Worker
 from tests.service.test_faults import wait_until
 
 T0 = 1_700_000_000_000
-RECORDS = 10  # per partition of the mentions topic, one second apart from T0
+RECORDS = 10  # per partition of the mentions topic, one second apart
+
+
+def an_hour_ago_ms() -> int:
+    """A whole second an hour ago: record times the broker's 7-day retention keeps.
+
+    Records at T0 (2023) were deleted by the broker's retention check when it ran
+    between producing them and the worker reading them (a CI run: 180 s waiting
+    for commits of records that were gone).
+    """
+    return (time.time_ns() // 1_000_000_000 - 3_600) * 1_000
 
 
 def test_targets_are_earliest_latest_or_a_zoned_iso_time() -> None:
@@ -64,11 +75,12 @@ def test_reset_is_refused_with_live_members_then_moves_offsets_as_asked(
     topic_set = topic_factory(2)
     settings = topic_set.settings
     mentions = settings.topic_mentions
+    start = an_hour_ago_ms()
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers(BROKER), acks="all")
     for partition in range(2):
         for i in range(RECORDS):
             value = b'{"not": "an event"}'  # dead letters: what the records hold does not matter here
-            producer.send(mentions, value=value, partition=partition, timestamp_ms=T0 + i * 1000)
+            producer.send(mentions, value=value, partition=partition, timestamp_ms=start + i * 1000)
     producer.flush()
     producer.close()
 
@@ -99,10 +111,10 @@ def test_reset_is_refused_with_live_members_then_moves_offsets_as_asked(
     assert committed(topic_set) == {key: RECORDS if key[0] == mentions else 0 for key in inputs}
     assert f"{mentions}[0]: 0 -> {RECORDS}" in latest.stdout
 
-    moment = datetime.fromtimestamp((T0 + 3500) / 1000, UTC).isoformat()
+    moment = datetime.fromtimestamp((start + 3500) / 1000, UTC).isoformat()
     at_time = reset(topic_set, moment)
     assert at_time.returncode == 0, at_time.stderr
-    # the first record at or after T0 + 3.5 s is the fifth (offset 4); empty topics stay at their end
+    # the first record at or after start + 3.5 s is the fifth (offset 4); empty topics stay at their end
     assert committed(topic_set) == {key: 4 if key[0] == mentions else 0 for key in inputs}
 
     not_a_time = reset(topic_set, "2023-11-14T22:13:23")
