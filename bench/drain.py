@@ -8,7 +8,7 @@ stable offsets of the alert topic and the rows changelog are polled every
 its partition's offset past it (or from its read, if earlier).
 
 - `alerts_out_s`: the last expected alert (first copy of each id) became readable;
-- `last_row_write_s`: the last row record (any changelog record but `RESUME_KEY`) became readable;
+- `last_row_write_s`: the last row record (a changelog key starting with `ROW_KEY_PREFIX`) became readable;
 - `first_applied_s`, `all_applied_s`: the end of the first /metrics poll showing any, and every, event applied;
 - `last_row_sent_s`, `last_alert_sent_s`: the latest producer timestamps of those records (when the
   worker sent them; under exactly_once they turn readable at the commit after).
@@ -37,12 +37,12 @@ from kafka import KafkaConsumer
 from bench.harness import free_port, metric, settings_for, start_worker, stop
 from streams.kafka_admin import bootstrap_servers
 from streams.replay import REPLAY_DEFAULTS, EngineName, ReplaySummary, replay
+from streams.service.row_store import ROW_KEY_PREFIX
 from streams.settings import Settings
 
 SETTLE_S = 3.0
-"""The rows are out once no row record has reached the changelog for this long (> checkpoint + commit interval)."""
-RESUME_KEY = b"__resume__"
-"""The checkpoint marker: rewritten at every checkpoint, even idle (watermark heartbeats), so it never settles."""
+"""The rows are out once no row record has reached the changelog for this long (> checkpoint + commit interval).
+Markers (`__resume__`, rewritten at every checkpoint, even idle) and deadline entries do not count: only rows."""
 END_POLL_S = 0.1
 """How often the topics' last stable offsets are asked for: the resolution of the readable moments."""
 METRICS_POLL_S = 0.25
@@ -264,7 +264,7 @@ async def _read_alerts(alerts: _Topic, progress: _Progress, clock: _Clock) -> No
 
 async def _read_changelog(changelog: _Topic, progress: _Progress, clock: _Clock) -> None:
     for tp, records in (await changelog.read()).items():
-        rows = [record for record in records if record.key != RESUME_KEY]
+        rows = [record for record in records if record.key.startswith(ROW_KEY_PREFIX)]
         if rows:
             progress.row_records += len(rows)
             progress.last_row[tp.partition] = _Read(

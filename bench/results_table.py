@@ -97,6 +97,15 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{cache['rss_ratio_to_faust_rocksdb']:.3f} (RSS), {cache['speed_ratio_to_faust_rocksdb']:.3f} "
             "(speed) of Faust's RocksDB memory",
         ))  # fmt: skip
+    if opened := results.get("partition_open"):
+        rows.append((
+            f"opening one owner partition, mentions ({opened['events']:,} events, {opened['rows']:,} rows in its "
+            "RocksDB, no broker), median of 3",
+            f"from the checkpoint's counts: {opened['open_counts_s']} s, "
+            f"{opened['deadlines_in_memory_counts']:,} deadlines in memory",
+            f"scanning every row (every restart before): {opened['open_scan_s']} s",
+            f"{opened['ratio_counts_to_scan']:.4f} (time)",
+        ))  # fmt: skip
     if guarantees := results.get("guarantees"):
         alo, eos = guarantees["at_least_once"], guarantees["exactly_once"]
         rows.append((

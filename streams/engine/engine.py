@@ -5,16 +5,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.engine.alerts import Alert, make_alert
 from streams.engine.events import OUT, RowUpdate
 from streams.engine.feedback import Action, HeldFeedback, RowFeedback
 from streams.engine.row import Row
 from streams.engine.rules import Rules
-from streams.engine.timers import DeadlineIndex
+from streams.engine.timers import DeadlineIndex, Deadlines
 from streams.settings import Settings
 
-__all__ = ["NO_WATERMARK", "EngineStats", "RelationshipEngine"]
+__all__ = ["NO_WATERMARK", "EngineStats", "RelationshipEngine", "RowCounts"]
 
 NO_WATERMARK = -(2**63)
 # Ids a row remembers beyond the de-duplication window, so a re-delivery after a
@@ -24,6 +25,17 @@ RowKey = tuple[str, str]
 RowChanged = Callable[[RowKey, Row], None]
 RowRemoved = Callable[[RowKey], None]
 UpdateApplied = Callable[[int], None]
+
+
+class RowCounts(NamedTuple):
+    """What an engine counts over its rows, saved so a restart need not scan them."""
+
+    rows: int
+    """Rows held."""
+    established: int
+    """Rows that are established."""
+    dormant: int
+    """Rows in a dormant episode."""
 
 
 @dataclass(slots=True)
@@ -65,7 +77,10 @@ class RelationshipEngine:
     update's tag once it has been applied (or ignored as a duplicate),
     `on_row_removed` when a row's storage is reclaimed (`row_ttl`). With
     `protect_unwritten`, a row keeps every id applied since the caller last
-    reset its `unwritten` count (when it wrote the row).
+    reset its `unwritten` count (when it wrote the row). `timers` and
+    `expiries` may be indexes backed by a store (`deadline_of` and `expiry_of`
+    say what each row's entry is); with `counts` from a checkpoint, creating
+    the engine reads no row, else it scans them all once to schedule them.
 
     >>> from streams.engine.events import Interaction, row_updates
     >>> engine = RelationshipEngine(Settings(min_touches=1, require_mutual=False))
@@ -85,6 +100,9 @@ class RelationshipEngine:
         on_applied: UpdateApplied | None = None,
         protect_unwritten: bool = False,
         on_row_removed: RowRemoved | None = None,
+        timers: Deadlines | None = None,
+        expiries: Deadlines | None = None,
+        counts: RowCounts | None = None,
     ) -> None:
         self.rules = Rules(settings)
         self.row_ttl = settings.row_ttl_ms
@@ -96,9 +114,10 @@ class RelationshipEngine:
         # tell every re-delivered update the row already holds (see Row.unwritten).
         self._protect_unwritten = protect_unwritten
         self.rows: MutableMapping[RowKey, Row] = {} if rows is None else rows
-        self.timers = DeadlineIndex()
-        self.expiries = DeadlineIndex()
-        """Rows not established, by when their storage may be reclaimed (only with `row_ttl`)."""
+        self.timers: Deadlines = DeadlineIndex() if timers is None else timers
+        """Rows established and not dormant, by when they go dormant (`deadline_of`)."""
+        self.expiries: Deadlines = DeadlineIndex() if expiries is None else expiries
+        """Rows not established, by when their storage may be reclaimed (only with `row_ttl`; `expiry_of`)."""
         self.held: list[RowUpdate] = []
         self.pending_erasures: list[tuple[int, str]] = []
         """`(ts, user)` erasures waiting for the watermark to reach `ts` (a min-heap)."""
@@ -125,6 +144,9 @@ class RelationshipEngine:
         """Rows that are established (they never stop being so)."""
         self.dormant_rows = 0
         """Rows in a dormant episode now."""
+        if counts is not None:
+            self.established_rows, self.dormant_rows = counts.established, counts.dormant
+            return
         for key, row in self.rows.items():
             if (
                 row.known_established
@@ -497,6 +519,29 @@ class RelationshipEngine:
         if threshold is None:
             threshold = row.cached_threshold = self.rules.threshold(row.gaps)
         self.timers.set(key, row.last_at + threshold)
+
+    def deadline_of(self, key: RowKey) -> int | None:
+        """When the row goes dormant: its entry in `timers` (None: it has none). Derived from the row alone."""
+        row = self.rows.get(key)
+        if row is None or row.dormant_since is not None or not self._established(row):
+            return None
+        threshold = row.cached_threshold
+        if threshold is None:
+            threshold = row.cached_threshold = self.rules.threshold(row.gaps)
+        return row.last_at + threshold
+
+    def expiry_of(self, key: RowKey) -> int | None:
+        """When the row's storage may be reclaimed: its entry in `expiries` (None: it has none)."""
+        if not self.row_ttl:
+            return None
+        row = self.rows.get(key)
+        if row is None or self._established(row):
+            return None
+        return row.last_at + self._reclaim_after
+
+    def counts(self) -> RowCounts:
+        """Rows, established rows and dormant rows now."""
+        return RowCounts(len(self.rows), self.established_rows, self.dormant_rows)
 
     def _fire_due(self, limit: int) -> None:
         """Fire the deadlines `<= limit`, then end the snoozes `<= limit`.

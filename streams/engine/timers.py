@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import heapq
+from typing import Protocol
 
-__all__ = ["DeadlineIndex"]
+__all__ = ["DeadlineIndex", "Deadlines"]
 
 RowKey = tuple[str, str]
+
+
+class Deadlines(Protocol):
+    """What the engine needs of a deadline index: `DeadlineIndex` in memory, or one backed by a store."""
+
+    def __len__(self) -> int:
+        """Entries held in memory."""
+
+    def set(self, key: RowKey, deadline: int) -> None:
+        """Schedule `key` at `deadline`, replacing any earlier schedule."""
+
+    def discard(self, key: RowKey) -> None:
+        """Unschedule `key` if it is scheduled."""
+
+    def get(self, key: RowKey) -> int | None:
+        """The live deadline of `key`, if any."""
+
+    def may_be_due(self, limit: int) -> bool:
+        """Cheap pre-check: False means nothing is due at `limit`."""
+
+    def pop_due(self, limit: int) -> list[tuple[int, RowKey]]:
+        """Remove and return, in `(deadline, owner, contact)` order, every live entry `<= limit`."""
 
 
 class DeadlineIndex:
@@ -86,6 +109,17 @@ class DeadlineIndex:
                 queued[key] = current
                 heapq.heappush(heap, (current, owner, contact))
         return due
+
+    def live(self) -> dict[RowKey, int]:
+        """Every key's live deadline (read only)."""
+        return self._live
+
+    def forget(self, keys: list[RowKey]) -> None:
+        """Unschedule `keys` and drop their heap entries now (a store holds them: see `StoredDeadlines`)."""
+        live = self._live
+        for key in keys:
+            live.pop(key, None)
+        self._compact()
 
     def _compact(self) -> None:
         self._queued = dict(self._live)

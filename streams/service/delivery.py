@@ -43,6 +43,7 @@ __all__ = [
     "SourceMarkers",
     "delivery_for",
     "source_records",
+    "write_batch",
     "write_local_rows",
 ]
 
@@ -62,13 +63,18 @@ def write_local_rows(store: Any, partition: int, records: RowRecords) -> None:
             else:
                 store[key] = value
         return
+    write_batch(db_for_partition(partition), records)
+
+
+def write_batch(db: rocksdict.Rdict, records: RowRecords) -> None:
+    """Put (value None: delete) keys in one RocksDB database (raw mode), in one write batch."""
     batch = rocksdict.WriteBatch(raw_mode=True)
     for key, value in records:
         if value is None:
             batch.delete(key)
         else:
             batch.put(key, value)
-    db_for_partition(partition).write(batch)
+    db.write(batch)
 
 
 def source_records(split: Split, source: str, markers: dict[str, Marker], partitions: int) -> list[bytes]:

@@ -138,7 +138,16 @@ class Metrics:
             ["status"],
             registry=r,
         )
-        self.timers = Gauge(f"{PREFIX}_timer_index_size", "Rows scheduled in the deadline index.", registry=r)
+        self.timers = Gauge(
+            f"{PREFIX}_timer_index_size",
+            "Dormancy deadlines held in memory; the rest are in RocksDB, read back as they come due.",
+            registry=r,
+        )
+        self.deadline_reads = Counter(
+            f"{PREFIX}_deadline_reads_total",
+            "Deadline entries (dormancy and reclaim) read back from RocksDB as they came due.",
+            registry=r,
+        )
         self.held = Gauge(
             f"{PREFIX}_held_updates", "Row updates held back until the watermark passes them.", registry=r
         )
@@ -181,7 +190,7 @@ class Metrics:
         self.rebalances = Counter(f"{PREFIX}_rebalances_total", "Partition rebalances seen.", registry=r)
         self.recovered_rows = Counter(
             f"{PREFIX}_recovered_rows_total",
-            "Rows loaded from the local store after an assignment.",
+            "Rows of the owner partitions opened after an assignment (counted by their checkpoint, or scanned).",
             registry=r,
         )
         self.recovering = Gauge(

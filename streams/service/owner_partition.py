@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, MutableMapping, Set
+from collections.abc import Callable, Iterable, MutableMapping, Sequence, Set
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
 from streams.engine.alerts import Alert
 from streams.engine.digests import Digest, Digests
-from streams.engine.engine import RelationshipEngine
+from streams.engine.engine import RelationshipEngine, RowCounts
 from streams.engine.events import RowUpdate
 from streams.engine.feedback import HeldFeedback, RowFeedback, feedback_state_to_bytes
 from streams.engine.row import Row
 from streams.engine.watermark import WatermarkTracker
+from streams.service.deadline_store import StoredDeadlines
 from streams.service.erasure_log import ErasureLog
 from streams.service.records import OwnerRecord, input_position, source_topic
 from streams.settings import Settings
@@ -25,12 +26,15 @@ __all__ = ["Checkpoint", "OwnerPartition", "Resume"]
 Handle = TypeVar("Handle")
 RowKey = tuple[str, str]
 
-RESUME_FORMAT_VERSION = 1
-"""The leading byte `Resume.to_bytes` writes; version 0 is the JSON object of `to_json` (starts with `{`)."""
+RESUME_FORMAT_VERSION = 2
+"""The leading byte `Resume.to_bytes` writes: 2 adds the row counts; 1 had none; version 0 is the JSON object
+of `to_json` (starts with `{`)."""
 _RESUME_HEAD = struct.Struct("<BBqqqI")  # version, flags, last_offset, watermark, replay_from, sources
 _RESUME_SOURCE = struct.Struct("<qH")  # highest offset received, UTF-8 length of the name that follows
+_RESUME_COUNTS = struct.Struct("<QQQ")  # rows, established, dormant (version 2, flag _RESUME_HAS_COUNTS)
 _RESUME_CLOSED = 1
 _RESUME_HAS_REPLAY_FROM = 2
+_RESUME_HAS_COUNTS = 4
 
 
 class Resume(NamedTuple):
@@ -46,6 +50,8 @@ class Resume(NamedTuple):
     """Per input partition, the highest input offset received."""
     replay_from: int | None = None
     """Offset of the oldest record not acked (held updates): a restart must handle it and every later one."""
+    counts: RowCounts | None = None
+    """The engine's row counts at the checkpoint, so a restart need not scan the rows (None: before version 2)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -63,13 +69,15 @@ class Resume(NamedTuple):
         return cls(obj["q"], obj["w"], obj["c"], obj["r"], obj.get("f"))
 
     def to_bytes(self) -> bytes:
-        """Version 1: `_RESUME_HEAD`, then per input partition its offset, name length and UTF-8 name.
+        """Version 2: `_RESUME_HEAD`, per input partition its offset, name length and UTF-8 name, then the counts.
 
-        >>> Resume.from_bytes(Resume(7, 1_000, True, {"in:0": 41}).to_bytes())
-        Resume(last_offset=7, watermark=1000, closed=True, received={'in:0': 41}, replay_from=None)
+        >>> Resume.from_bytes(Resume(7, 1_000, True, {"in:0": 41}, counts=RowCounts(3, 2, 1)).to_bytes())
+        Resume(last_offset=7, watermark=1000, closed=True, received={'in:0': 41}, replay_from=None, counts=RowCounts(rows=3, established=2, dormant=1))
         """
-        flags = (_RESUME_CLOSED if self.closed else 0) | (
-            0 if self.replay_from is None else _RESUME_HAS_REPLAY_FROM
+        flags = (
+            (_RESUME_CLOSED if self.closed else 0)
+            | (0 if self.replay_from is None else _RESUME_HAS_REPLAY_FROM)
+            | (0 if self.counts is None else _RESUME_HAS_COUNTS)
         )
         try:
             parts = [
@@ -85,6 +93,8 @@ class Resume(NamedTuple):
             for source, offset in self.received.items():
                 name = source.encode()
                 parts += [_RESUME_SOURCE.pack(offset, len(name)), name]
+            if self.counts is not None:
+                parts.append(_RESUME_COUNTS.pack(*self.counts))
         except struct.error as exc:
             raise ValueError(f"resume field out of range: {exc}") from exc
         return b"".join(parts)
@@ -97,7 +107,7 @@ class Resume(NamedTuple):
         version = data[0]
         if version == ord("{"):
             return cls.from_json(orjson.loads(data))
-        if version != RESUME_FORMAT_VERSION:
+        if version not in (1, RESUME_FORMAT_VERSION):
             raise ValueError(f"unknown resume format version byte 0x{version:02x}")
         try:
             _, flags, last_offset, watermark, replay_from, sources = _RESUME_HEAD.unpack_from(data)
@@ -108,6 +118,10 @@ class Resume(NamedTuple):
                 i += _RESUME_SOURCE.size
                 received[data[i : i + size].decode()] = offset
                 i += size
+            counts = None
+            if flags & _RESUME_HAS_COUNTS:
+                counts = RowCounts(*_RESUME_COUNTS.unpack_from(data, i))
+                i += _RESUME_COUNTS.size
         except struct.error as exc:
             raise ValueError(f"truncated resume bytes ({len(data)} bytes)") from exc
         if i != len(data):
@@ -118,6 +132,7 @@ class Resume(NamedTuple):
             bool(flags & _RESUME_CLOSED),
             received,
             replay_from if flags & _RESUME_HAS_REPLAY_FROM else None,
+            counts,
         )
 
 
@@ -136,6 +151,10 @@ class Checkpoint(NamedTuple, Generic[Handle]):
     """The digests waiting for their day (`Digests.to_bytes`), when they changed since the last checkpoint."""
     feedback: bytes | None = None
     """What feedback says about rows (`feedback_state_to_bytes`), when it changed since the last checkpoint."""
+    deadlines: Sequence[tuple[bytes, bytes | None]] = ()
+    """Deadline entries set since the last checkpoint (`StoredDeadlines`): written before the rows."""
+    dropped_deadlines: Sequence[tuple[bytes, bytes | None]] = ()
+    """Deadline entries popped or found stale since: deleted after the rows."""
 
 
 class OwnerPartition(Generic[Handle]):
@@ -180,6 +199,8 @@ class OwnerPartition(Generic[Handle]):
         erasures: ErasureLog | None = None,
         digests: Digests | None = None,
         feedback: dict[RowKey, RowFeedback] | None = None,
+        deadlines: tuple[StoredDeadlines, StoredDeadlines] | None = None,
+        counts: RowCounts | None = None,
     ) -> None:
         self.partition = partition
         self.revoked = False
@@ -196,6 +217,9 @@ class OwnerPartition(Generic[Handle]):
         `replay_from` existed). Without a checkpoint nothing was acked: every record from the partition's start."""
         self.handled_before = 0
         """Records delivered again after being handled (below `next_offset`)."""
+        self.deadlines = deadlines
+        """The dormancy and reclaim deadlines in the partition's store (None: the engine's in memory)."""
+        timers, expiries = (None, None) if deadlines is None else deadlines
         self.engine = RelationshipEngine(
             settings,
             rows,
@@ -203,7 +227,13 @@ class OwnerPartition(Generic[Handle]):
             on_applied=self._applied,
             protect_unwritten=True,
             on_row_removed=self._removed,
+            timers=timers,
+            expiries=expiries,
+            counts=None if deadlines is None else counts,
         )
+        if timers is not None and expiries is not None:
+            timers.bind(self.engine.deadline_of)
+            expiries.bind(self.engine.expiry_of)
         # The tracker starts afresh: re-delivered markers rebuild it.
         sources = list(sources)
         self.tracker = WatermarkTracker(
@@ -395,7 +425,14 @@ class OwnerPartition(Generic[Handle]):
                 acks.append(handle)
         engine = self.engine
         replay_from = min((entry[2] for entry in unacked), default=self.next_offset)
-        resume = Resume(self._last_offset, engine.watermark, engine.closed, dict(self.received), replay_from)
+        resume = Resume(
+            self._last_offset,
+            engine.watermark,
+            engine.closed,
+            dict(self.received),
+            replay_from,
+            engine.counts(),
+        )
         erasures: ErasureLog | None = None
         if engine.pending_erasures or engine.erased:
             erasures = ErasureLog.of(engine)
@@ -414,7 +451,18 @@ class OwnerPartition(Generic[Handle]):
         if engine.feedback_changed:
             feedback = feedback_state_to_bytes(engine.feedback)
             engine.feedback_changed = False
-        return Checkpoint(changed, resume, acks, erasures, digests, feedback)
+        deadlines: list[tuple[bytes, bytes | None]] = []
+        dropped: list[tuple[bytes, bytes | None]] = []
+        for index in self.deadlines or ():
+            puts, deletions = index.checkpoint_records()
+            deadlines += puts
+            dropped += deletions
+        return Checkpoint(changed, resume, acks, erasures, digests, feedback, deadlines, dropped)
+
+    def written(self) -> None:
+        """The last checkpoint is written: the deadline indexes may forget entries beyond their capacity."""
+        for index in self.deadlines or ():
+            index.written()
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""

@@ -11,20 +11,20 @@ import faust
 from faust.types import TP, EventT, TableT
 
 from streams.engine.alerts import Alert
-from streams.engine.digests import Digests
 from streams.engine.engine import NO_WATERMARK
-from streams.engine.feedback import feedback_state_from_bytes
 from streams.engine.row_codec import row_codec
-from streams.engine.rules import Rules
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.delivery import Checkpointing, Delivery
-from streams.service.erasure_log import ErasureLog
 from streams.service.faust_internals import partition_databases
 from streams.service.input_gate import seeked_offsets
 from streams.service.metrics import Metrics
 from streams.service.owner_fetches import UnhandledFetches
-from streams.service.owner_partition import OwnerPartition, Resume
+from streams.service.owner_partition import OwnerPartition
 from streams.service.partition_reader import Fetched, read_range
+from streams.service.partition_store import (
+    checkpoint_records,
+    open_partition,
+)
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import OwnerRecord, decode_owner_record, source_name
 from streams.service.row_store import (
@@ -33,7 +33,6 @@ from streams.service.row_store import (
     RowTable,
     StoredRows,
     cache_capacity,
-    row_key,
 )
 from streams.service.stale_events import StaleEvents
 from streams.service.topology import Topology
@@ -43,10 +42,6 @@ from streams.settings import Settings
 __all__ = ["OwnerPartitions", "partition_table", "register_relationships"]
 
 log = logging.getLogger(__name__)
-RESUME_KEY = b"__resume__"
-ERASURES_KEY = b"__erasures__"
-DIGESTS_KEY = b"__digests__"
-FEEDBACK_KEY = b"__feedback__"
 RowKey = tuple[str, str]
 
 
@@ -113,42 +108,25 @@ class OwnerPartitions:
     def _load(self, partition: int) -> OwnerPartition[EventT[Any]]:
         self.metrics.recovering.inc()
         started = time.perf_counter()
-        table = partition_table(self.topology.rows, partition)
         settings = self.settings
-        rows = StoredRows(
-            table,
+        part, counted = open_partition(
+            partition,
+            settings,
+            partition_table(self.topology.rows, partition),
             self.codec,
-            Rules(settings),
+            self.sources(),
             cache_capacity(settings.row_cache_mb, settings.partitions),
             lambda: self.delivery.unapplied_writes(partition),
         )
-        found = {key: table.get(key) for key in (RESUME_KEY, ERASURES_KEY, DIGESTS_KEY, FEEDBACK_KEY)}
-        resume, erasures, digests, feedback = (
-            found[RESUME_KEY],
-            found[ERASURES_KEY],
-            found[DIGESTS_KEY],
-            found[FEEDBACK_KEY],
-        )
-        # the engine scans the rows once (its deadline index), keeping as many decoded as the cache holds
-        part: OwnerPartition[EventT[Any]] = OwnerPartition(
-            partition,
-            settings,
-            rows,
-            self.sources(),
-            None if resume is None else Resume.from_bytes(resume),
-            None if erasures is None else ErasureLog.from_bytes(erasures),
-            None
-            if digests is None or not settings.digests
-            else Digests.from_bytes(digests, settings.digest_top),
-            None if feedback is None else feedback_state_from_bytes(feedback),
-        )
+        rows = part.engine.rows
         self.checkpointed_at[partition] = time.monotonic()
         self.metrics.recovered_rows.inc(len(rows))
         self.metrics.recovering.dec()
         log.info(
-            "owner partition %d ready: %d rows, %d scheduled, in %.2fs",
+            "owner partition %d ready: %d rows (%s), %d deadlines in memory, in %.2fs",
             partition,
             len(rows),
+            "counts saved" if counted else "scanned",
             len(part.engine.timers),
             time.perf_counter() - started,
             extra={"owner_partition": partition},
@@ -251,23 +229,16 @@ class OwnerPartitions:
         await writing.flush_alerts()
         if part.revoked:
             return
+        replaying = part.replaying()
         done = part.checkpoint()
-        encoded = iter(self.codec.encode([row for _, row in done.rows if row is not None]))
-        records = [(row_key(key), None if row is None else next(encoded)) for key, row in done.rows]
-        if done.erasures is not None:
-            records.append((ERASURES_KEY, done.erasures.to_bytes()))
-        if done.digests is not None:
-            records.append((DIGESTS_KEY, done.digests))
-        if done.feedback is not None:
-            records.append((FEEDBACK_KEY, done.feedback))
-        # Written last: a restart trusts it only together with the rows above.
-        records.append((RESUME_KEY, done.resume.to_bytes()))
+        records = checkpoint_records(done, self.codec, replaying)
         # a partition revoked during an await is its new owner's to write from then on
         await writing.write_rows(records, lambda: part.revoked)
         if part.revoked:
             return
         if isinstance(part.engine.rows, StoredRows):
             part.engine.rows.written([key for key, _ in done.rows], keep=part.changed_rows())
+        part.written()
         for event in done.acks:
             await stream.ack(event)
         if part.next_offset is not None:
@@ -278,6 +249,8 @@ class OwnerPartitions:
         for part in self.live.values():
             if isinstance(part.engine.rows, StoredRows):
                 self.metrics.row_reads.inc(part.engine.rows.take_reads())
+            for index in part.deadlines or ():
+                self.metrics.deadline_reads.inc(index.take_reads())
 
     def drop_all(self) -> None:
         """Forget in-memory state: after a rebalance every partition restarts from its committed offset."""

@@ -13,6 +13,7 @@ from streams.engine.rules import Rules
 
 __all__ = [
     "ROW_BYTES_IN_MEMORY",
+    "ROW_KEY_PREFIX",
     "MemoryTable",
     "PartitionDatabase",
     "PendingWrites",
@@ -20,11 +21,12 @@ __all__ = [
     "StoredRows",
     "cache_capacity",
     "row_key",
+    "stored_entries",
 ]
 
 RowKey = tuple[str, str]
 ROW_KEY_PREFIX = b"["
-"""Row keys are JSON arrays; the partition's other keys (`__resume__`, ...) start with `_`."""
+"""Row keys are JSON arrays; the partition's markers (`__resume__`, ...) start with `_`, deadlines with 0x01."""
 ROW_BYTES_IN_MEMORY = 1_000
 """What one decoded row costs in the heap, for `STREAMS_ROW_CACHE_MB` (measured 0.8-1.3 KB: docs/benchmarks.md)."""
 
@@ -145,6 +147,14 @@ class StoredRows(MutableMapping[RowKey, Row]):
     def __len__(self) -> int:
         return self._count
 
+    def restore_count(self, count: int) -> None:
+        """Start from the row count a checkpoint saved, with no scan; a partition that fits in memory is read
+        into it whole, so a new row needs no lookup."""
+        self._count = count
+        if count <= self.capacity:
+            for _ in self._scan():
+                pass
+
     def take_reads(self) -> int:
         """`reads`, counting afresh from now."""
         reads, self.reads = self.reads, 0
@@ -251,33 +261,37 @@ class StoredRows(MutableMapping[RowKey, Row]):
                 yield key, cached
 
     def _entries(self, prefix: bytes) -> Iterator[tuple[bytes, bytes | None]]:
-        """`(key, stored value)` of the keys starting with `prefix`, in key order, each once.
+        """`(key, stored value)` of the row keys starting with `prefix`; None: memory has the row, added since."""
+        fresh = [encoded for encoded in map(row_key, self._fresh) if encoded.startswith(prefix)]
+        return stored_entries(self._table, self._pending, prefix, prefix, fresh)
 
-        RocksDB's items, overridden by pending writes, merged with the rows
-        added in memory since written (value None: memory has the row).
-        """
-        extra: dict[bytes, bytes | None] = {}
-        for fresh in self._fresh:
-            encoded = row_key(fresh)
-            if encoded.startswith(prefix):
-                extra[encoded] = None
-        for writes in self._pending():
-            extra.update((key, value) for key, value in writes.items() if key.startswith(prefix))
-        pending = sorted(extra)
-        i = 0
-        for key, value in self._table.items(from_key=prefix):
-            if not key.startswith(prefix):
-                break
-            while i < len(pending) and pending[i] < key:
-                yield pending[i], extra[pending[i]]
-                i += 1
-            if i < len(pending) and pending[i] == key:
-                yield key, extra[key]  # a pending write overrides; a fresh row is in memory
-                i += 1
-            else:
-                yield key, value
-        for key in pending[i:]:
-            yield key, extra[key]
+
+def stored_entries(
+    table: RowTable, pending: PendingWrites, prefix: bytes, start: bytes, fresh: Iterable[bytes] = ()
+) -> Iterator[tuple[bytes, bytes | None]]:
+    """`(key, stored value)` of the keys starting with `prefix`, from `start` on, in key order, each once.
+
+    RocksDB's items, overridden by pending writes (value None: deleted),
+    merged with the keys in `fresh` (value None), which only memory holds.
+    """
+    extra: dict[bytes, bytes | None] = dict.fromkeys(fresh)
+    for writes in pending():
+        extra.update((key, value) for key, value in writes.items() if key.startswith(prefix) and key >= start)
+    waiting = sorted(extra)
+    i = 0
+    for key, value in table.items(from_key=start):
+        if not key.startswith(prefix):
+            break
+        while i < len(waiting) and waiting[i] < key:
+            yield waiting[i], extra[waiting[i]]
+            i += 1
+        if i < len(waiting) and waiting[i] == key:
+            yield key, extra[key]  # a pending write overrides; a fresh row is in memory
+            i += 1
+        else:
+            yield key, value
+    for key in waiting[i:]:
+        yield key, extra[key]
 
 
 class _ScannedItems(ItemsView[RowKey, Row]):

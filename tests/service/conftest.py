@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -114,13 +115,16 @@ class Worker:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """SIGTERM and wait for a clean exit (SIGKILL after 60 s)."""
+        """SIGTERM and wait for a clean exit; after 60 s, SIGUSR1 (the stacks of every task, to the log), then SIGKILL."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
             self.process.kill()
             self.process.wait(timeout=30)
 

@@ -14,7 +14,7 @@ import pytest
 
 from streams.engine.digests import digests_of
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
-from streams.service.relationships import DIGESTS_KEY
+from streams.service.partition_store import DIGESTS_KEY
 from streams.settings import Settings
 from tests.service.conftest import TopicSet, Worker, produce_lines
 from tests.service.test_faults import (

@@ -48,7 +48,7 @@ def _changelog_rows(topic: str) -> tuple[int, float]:
             assert time.monotonic() < deadline, "the changelog was not read in 120 s"
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    if record.key != drain_module.RESUME_KEY:
+                    if record.key.startswith(drain_module.ROW_KEY_PREFIX):
                         rows, latest = rows + 1, max(latest, record.timestamp / 1000)
         return rows, latest
     finally:

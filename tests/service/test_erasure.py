@@ -18,7 +18,7 @@ from streams.engine.engine import RelationshipEngine
 from streams.engine.erasures import Erasure
 from streams.kafka_admin import bootstrap_servers
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
-from streams.service.relationships import ERASURES_KEY
+from streams.service.partition_store import ERASURES_KEY
 from streams.settings import Settings
 from tests.service.conftest import BROKER, REPO, TopicSet, Worker, produce_lines, wait_for_alerts
 from tests.service.test_faults import (

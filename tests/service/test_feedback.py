@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from streams.engine.feedback import Action, Feedback
 from streams.kafka_admin import bootstrap_servers
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
-from streams.service.relationships import FEEDBACK_KEY
+from streams.service.partition_store import FEEDBACK_KEY
 from streams.settings import Settings
 from tests.service.conftest import BROKER, REPO, TopicSet, Worker, produce_lines, read_topic
 from tests.service.test_faults import (

@@ -1,4 +1,4 @@
-"""Checkpoint `Resume` records: today's binary version and the JSON written before it decode, any one round-trips."""
+"""Checkpoint `Resume` records: today's binary version and every one written before it decode, any one round-trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.engine.engine import NO_WATERMARK
+from streams.engine.engine import NO_WATERMARK, RowCounts
 from streams.engine.row import Row
 from streams.service.owner_partition import RESUME_FORMAT_VERSION, OwnerPartition, Resume
 from streams.service.records import OwnerRecord, decode_owner_record, encode_owner_record
@@ -29,9 +29,18 @@ RESUME_VERSION_1 = (
     b"\x02\x00\x00\x00|\x97\x08\x00\x00\x00\x00\x00\x0e\x00interactions:0\x00\x00\x00\x00\x00\x00\x00\x00"
     b"\x0e\x00interactions:1"
 )
+# Version 2 adds the row counts (a flag, then rows, established, dormant): this one with 930,782 rows.
+RESUME_VERSION_2 = (
+    b"\x02\x07\xd2\x04\x00\x00\x00\x00\x00\x00\x07P\xf6\xe5\x8c\x01\x00\x00\xb0\x04\x00\x00\x00\x00\x00\x00"
+    b"\x02\x00\x00\x00|\x97\x08\x00\x00\x00\x00\x00\x0e\x00interactions:0\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x0e\x00interactions:1\xde3\x0e\x00\x00\x00\x00\x00\x11\x10\x00\x00\x00\x00\x00\x00\xb7\x04\x00\x00\x00\x00"
+    b"\x00\x00"
+)
 
 
-@pytest.mark.parametrize("data", [RESUME_VERSION_0, RESUME_VERSION_1], ids=["version 0 (JSON)", "version 1"])
+@pytest.mark.parametrize(
+    "data", [RESUME_VERSION_0, RESUME_VERSION_1, RESUME_VERSION_2], ids=["version 0 (JSON)", "1", "2"]
+)
 def test_every_format_version_decodes_field_by_field(data: bytes) -> None:
     resume = Resume.from_bytes(data)
     assert resume.last_offset == 1234
@@ -39,7 +48,12 @@ def test_every_format_version_decodes_field_by_field(data: bytes) -> None:
     assert resume.closed is True
     assert list(resume.received.items()) == [("interactions:0", 563068), ("interactions:1", 0)]
     assert resume.replay_from == 1200
-    assert resume.to_bytes() == RESUME_VERSION_1
+    if data is RESUME_VERSION_2:
+        assert resume.counts == RowCounts(rows=930_782, established=4_113, dormant=1_207)
+        assert resume.to_bytes() == RESUME_VERSION_2
+    else:  # no counts: a restart scans the rows; rewritten as version 2 without them
+        assert resume.counts is None
+        assert resume.to_bytes() == b"\x02" + RESUME_VERSION_1[1:]
 
 
 def test_a_resume_of_nothing_handled_yet_decodes_from_json() -> None:
@@ -55,18 +69,19 @@ def test_the_release_before_version_1_cannot_read_it() -> None:
         orjson.loads(RESUME_VERSION_1)
 
 
-@pytest.mark.parametrize("first", [0x00, 0x02, 0x5B, 0xFF])
+@pytest.mark.parametrize("first", [0x00, 0x03, 0x5B, 0xFF])
 def test_an_unknown_version_byte_is_a_value_error_naming_it(first: int) -> None:
     with pytest.raises(ValueError, match=f"unknown resume format version byte 0x{first:02x}"):
-        Resume.from_bytes(bytes((first,)) + RESUME_VERSION_1[1:])
+        Resume.from_bytes(bytes((first,)) + RESUME_VERSION_2[1:])
 
 
-def test_empty_truncated_or_overlong_bytes_are_value_errors() -> None:
-    for end in range(len(RESUME_VERSION_1)):
+@pytest.mark.parametrize("data", [RESUME_VERSION_1, RESUME_VERSION_2], ids=["1", "2"])
+def test_empty_truncated_or_overlong_bytes_are_value_errors(data: bytes) -> None:
+    for end in range(len(data)):
         with pytest.raises(ValueError, match="resume bytes"):
-            Resume.from_bytes(RESUME_VERSION_1[:end])
+            Resume.from_bytes(data[:end])
     with pytest.raises(ValueError, match="do not end where their fields do"):
-        Resume.from_bytes(RESUME_VERSION_1 + b"\x00")
+        Resume.from_bytes(data + b"\x00")
 
 
 int64 = st.integers(-(2**63), 2**63 - 1)
@@ -77,16 +92,18 @@ resumes = st.builds(
     closed=st.booleans(),
     received=st.dictionaries(st.text(max_size=60), int64, max_size=50),
     replay_from=st.none() | int64,
+    counts=st.none() | st.builds(RowCounts, *[st.integers(0, 2**64 - 1)] * 3),
 )
 
 
 @given(resumes)
-def test_any_resume_round_trips_in_both_versions(resume: Resume) -> None:
+def test_any_resume_round_trips_in_every_version(resume: Resume) -> None:
     data = resume.to_bytes()
     assert data[0] == RESUME_FORMAT_VERSION
-    written_before_version_1 = orjson.dumps(resume.to_json())
+    assert Resume.from_bytes(data) == resume
+    written_before_version_1 = orjson.dumps(resume.to_json())  # version 0 had no counts
     for copy in (Resume.from_bytes(data), Resume.from_bytes(written_before_version_1)):
-        assert copy == resume
+        assert copy._replace(counts=None) == resume._replace(counts=None)
         assert type(copy.closed) is bool
         assert list(copy.received.items()) == list(resume.received.items())
 

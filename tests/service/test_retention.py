@@ -12,7 +12,7 @@ import pytest
 from streams.datasets.collegemsg import COLLEGEMSG, collegemsg_events
 from streams.engine.engine import RelationshipEngine
 from streams.replay import REPLAY_DEFAULTS, ReplaySummary, replay
-from streams.service.relationships import RESUME_KEY
+from streams.service.row_store import ROW_KEY_PREFIX
 from streams.settings import DAY_MS, Settings
 from tests.service.conftest import TopicSet, Worker, produce_lines, wait_for_alerts
 from tests.service.test_faults import (
@@ -79,7 +79,9 @@ def test_service_with_row_ttl_equals_the_replay_through_a_sigkill_and_writes_tom
 
     isolation = "read_committed" if topic_set.settings.exactly_once else "read_uncommitted"
     changelog = [
-        r for r in read_to_end(f"{topic_set.app_id}-rows-changelog", isolation) if r.key != RESUME_KEY
+        r
+        for r in read_to_end(f"{topic_set.app_id}-rows-changelog", isolation)
+        if r.key.startswith(ROW_KEY_PREFIX)
     ]
     tombstones = {r.key for r in changelog if r.value is None}
     assert len(tombstones) > summary.rows_reclaimed // 2
