@@ -71,14 +71,11 @@ def build(path: Path, lines: list[bytes], settings: Settings, capacity: int) -> 
     started = time.perf_counter()
     part, _, db = opened(path, settings, capacity)
     codec = row_codec(True)
-    rows = part.engine.rows
 
     def checkpoint() -> None:
-        replaying = part.replaying()
         done = part.checkpoint()
-        write_batch(db, checkpoint_records(done, codec, replaying))
-        rows.written([key for key, _ in done.rows], keep=part.changed_rows())  # type: ignore[attr-defined]
-        part.written()
+        write_batch(db, checkpoint_records(done, codec))
+        part.written(done)
 
     for offset, record in enumerate(owner_records(lines)):
         part.handle(record, None, offset=offset, now_ms=0, record_ms=0)

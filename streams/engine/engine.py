@@ -515,16 +515,17 @@ class RelationshipEngine:
         if row.dormant_since is not None:
             self.timers.discard(key)
             return
-        threshold = row.cached_threshold
-        if threshold is None:
-            threshold = row.cached_threshold = self.rules.threshold(row.gaps)
-        self.timers.set(key, row.last_at + threshold)
+        self.timers.set(key, self._goes_dormant_at(row))
 
     def deadline_of(self, key: RowKey) -> int | None:
         """When the row goes dormant: its entry in `timers` (None: it has none). Derived from the row alone."""
         row = self.rows.get(key)
         if row is None or row.dormant_since is not None or not self._established(row):
             return None
+        return self._goes_dormant_at(row)
+
+    def _goes_dormant_at(self, row: Row) -> int:
+        """The deadline of an established row not dormant: its last event plus its threshold (cached)."""
         threshold = row.cached_threshold
         if threshold is None:
             threshold = row.cached_threshold = self.rules.threshold(row.gaps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, MutableMapping, Sequence, Set
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
@@ -19,6 +19,7 @@ from streams.engine.watermark import WatermarkTracker
 from streams.service.deadline_store import StoredDeadlines
 from streams.service.erasure_log import ErasureLog
 from streams.service.records import OwnerRecord, input_position, source_topic
+from streams.service.row_store import StoredRows
 from streams.settings import Settings
 
 __all__ = ["Checkpoint", "OwnerPartition", "Resume"]
@@ -155,6 +156,8 @@ class Checkpoint(NamedTuple, Generic[Handle]):
     """Deadline entries set since the last checkpoint (`StoredDeadlines`): written before the rows."""
     dropped_deadlines: Sequence[tuple[bytes, bytes | None]] = ()
     """Deadline entries popped or found stale since: deleted after the rows."""
+    replaying: bool = False
+    """The partition re-handles what its loaded checkpoint covered: that checkpoint stands (`resume` is it)."""
 
 
 class OwnerPartition(Generic[Handle]):
@@ -410,7 +413,7 @@ class OwnerPartition(Generic[Handle]):
         """
         if self.replaying():
             assert self.resume is not None
-            return Checkpoint([], self.resume, [])
+            return Checkpoint([], self.resume, [], replaying=True)
         rows = self.engine.rows
         changed = [(key, rows.get(key)) for key in self._dirty]
         for _, row in changed:
@@ -459,18 +462,17 @@ class OwnerPartition(Generic[Handle]):
             dropped += deletions
         return Checkpoint(changed, resume, acks, erasures, digests, feedback, deadlines, dropped)
 
-    def written(self) -> None:
-        """The last checkpoint is written: the deadline indexes may forget entries beyond their capacity."""
+    def written(self, done: Checkpoint[Handle]) -> None:
+        """The checkpoint `done` is written: stored rows and deadlines beyond their capacity may leave memory."""
+        rows = self.engine.rows
+        if isinstance(rows, StoredRows):
+            rows.written([key for key, _ in done.rows], keep=self._dirty)
         for index in self.deadlines or ():
             index.written()
 
     def dirty(self) -> int:
         """Rows changed since the last checkpoint."""
         return len(self._dirty)
-
-    def changed_rows(self) -> Set[RowKey]:
-        """Keys of the rows changed since the last checkpoint: they must stay in memory until written."""
-        return self._dirty
 
     def unacked(self) -> int:
         """Records not acked yet (waiting for held updates, their own or an earlier record's)."""

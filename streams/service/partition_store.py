@@ -79,19 +79,17 @@ def open_partition(
     return part, counts is not None
 
 
-def checkpoint_records(
-    done: Checkpoint[Any], codec: RowCodec, replaying: bool
-) -> list[tuple[bytes, bytes | None]]:
+def checkpoint_records(done: Checkpoint[Any], codec: RowCodec) -> list[tuple[bytes, bytes | None]]:
     """The table records of a checkpoint, in the order they must be written.
 
-    `BEGUN_KEY` first and `RESUME_KEY` last (while `replaying`, the loaded
-    checkpoint stands: no `BEGUN_KEY`). A deadline entry goes before its row
+    `BEGUN_KEY` first and `RESUME_KEY` last (while `done.replaying`, the
+    loaded checkpoint stands: no `BEGUN_KEY`). A deadline entry goes before its row
     and its deletion after it, so any prefix of the records (a changelog cut
     short) still holds an entry for the deadline of every row in it.
     """
     resume = done.resume.to_bytes()
     encoded = iter(codec.encode([row for _, row in done.rows if row is not None]))
-    records: list[tuple[bytes, bytes | None]] = [] if replaying else [(BEGUN_KEY, resume)]
+    records: list[tuple[bytes, bytes | None]] = [] if done.replaying else [(BEGUN_KEY, resume)]
     records += done.deadlines
     records += [(row_key(key), None if row is None else next(encoded)) for key, row in done.rows]
     records += done.dropped_deadlines

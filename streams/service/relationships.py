@@ -21,10 +21,7 @@ from streams.service.metrics import Metrics
 from streams.service.owner_fetches import UnhandledFetches
 from streams.service.owner_partition import OwnerPartition
 from streams.service.partition_reader import Fetched, read_range
-from streams.service.partition_store import (
-    checkpoint_records,
-    open_partition,
-)
+from streams.service.partition_store import checkpoint_records, open_partition
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import OwnerRecord, decode_owner_record, source_name
 from streams.service.row_store import (
@@ -229,16 +226,13 @@ class OwnerPartitions:
         await writing.flush_alerts()
         if part.revoked:
             return
-        replaying = part.replaying()
         done = part.checkpoint()
-        records = checkpoint_records(done, self.codec, replaying)
+        records = checkpoint_records(done, self.codec)
         # a partition revoked during an await is its new owner's to write from then on
         await writing.write_rows(records, lambda: part.revoked)
         if part.revoked:
             return
-        if isinstance(part.engine.rows, StoredRows):
-            part.engine.rows.written([key for key, _ in done.rows], keep=part.changed_rows())
-        part.written()
+        part.written(done)
         for event in done.acks:
             await stream.ack(event)
         if part.next_offset is not None:

@@ -215,9 +215,8 @@ def test_a_partition_over_stored_deadlines_restarts_without_a_scan_and_alerts_as
         return open_partition(0, settings, data, codec, [SOURCE], capacity, lambda: held)
 
     def checkpoint(part: OwnerPartition[Any], written: int | None = None) -> None:
-        replaying = part.replaying()
         done = part.checkpoint()
-        out = checkpoint_records(done, codec, replaying)
+        out = checkpoint_records(done, codec)
         if written is not None:
             out = out[:written]
         if transactional:  # one open transaction per partition: its writes, the latest of each key
@@ -227,8 +226,7 @@ def test_a_partition_over_stored_deadlines_restarts_without_a_scan_and_alerts_as
         else:
             apply(data, out)
         assert isinstance(part.engine.rows, StoredRows)
-        part.engine.rows.written([key for key, _ in done.rows], keep=part.changed_rows())
-        part.written()
+        part.written(done)
 
     part, counted = opened()
     assert not counted
