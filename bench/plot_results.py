@@ -68,8 +68,15 @@ def _recovery(ax: Axes, results: dict[str, Any]) -> None:
     runs = results.get("recovery", {}).get("runs", [])
     labels = [f"{run['workload']}\n{run['rows']:,} rows" for run in runs]
     x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], [run["local_kept_s"] for run in runs], 0.4, label="local RocksDB kept")
-    ax.bar([i + 0.2 for i in x], [run["changelog_only_s"] for run in runs], 0.4, label="data dir lost")
+    ax.bar([i - 0.27 for i in x], [run["local_kept_s"] for run in runs], 0.27, label="local RocksDB kept")
+    ax.bar(list(x), [run["changelog_only_s"] for run in runs], 0.27, label="data dir lost")
+    ax.bar(
+        [i + 0.27 for i in x],
+        [run.get("changelog_only_faust_per_record_s", 0) for run in runs],
+        0.27,
+        label="data dir lost, Faust's recovery per record",
+    )
+    ax.axhline(30, color="red", linestyle="--", label="target, data dir lost: 30 s")
     ax.set_xticks(list(x), labels, fontsize=6)
     ax.set_ylabel("s from worker start to rows loaded")
     ax.set_title("restart after SIGKILL")

@@ -52,9 +52,14 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for run in results.get("recovery", {}).get("runs", []):
         rows.append((
             f"restart after SIGKILL, {run['workload']} ({run['rows']:,} rows)",
-            f"local RocksDB kept {run['local_kept_s']} s; data dir lost {run['changelog_only_s']} s "
+            f"local RocksDB kept {run['local_kept_s']} s"
+            + (f" (without static membership {run['local_kept_dynamic_membership_s']} s)"
+               if "local_kept_dynamic_membership_s" in run else "")
+            + f"; data dir lost {run['changelog_only_s']} s "
             f"(built in {run['build_s']} s, {run['build_eps']:,} events/s; data dir {run['data_dir_bytes_per_row']} B/row)",
-            "—", "—",
+            f"data dir lost, Faust's recovery a record at a time: {run['changelog_only_faust_per_record_s']} s"
+            if "changelog_only_ratio" in run else "—",
+            f"{run['changelog_only_ratio']:.3f} (data dir lost)" if "changelog_only_ratio" in run else "—",
         ))  # fmt: skip
     for run in results.get("rows", {}).get("workloads", []):
         json_baseline = "json_rocksdb_bytes_per_row" in run

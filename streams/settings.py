@@ -196,6 +196,10 @@ class Settings(BaseSettings):
         True,
         description="STREAMS_COMPILED_CORE: encode and decode rows in the compiled core (`core/`, module `streams_core`, built by `make install`); false: the Python reference (`Row.to_bytes`, `Row.from_bytes`), the same bytes and rows.",
     )
+    restore_in_batches: bool = Field(
+        True,
+        description="STREAMS_RESTORE_IN_BATCHES: write the rows table's changelog records to RocksDB a fetch at a time when a worker recovers its tables or keeps standby copies; false: Faust's recovery, a record at a time (the baseline of `make bench-recovery`).",
+    )
     max_record_bytes: int = Field(
         1_000_000, ge=1024, description="STREAMS_MAX_RECORD_BYTES: larger input records are dead letters."
     )

@@ -193,6 +193,11 @@ class Metrics:
             "Rows of the owner partitions opened after an assignment (counted by their checkpoint, or scanned).",
             registry=r,
         )
+        self.changelog_restored = Counter(
+            f"{PREFIX}_changelog_records_restored_total",
+            "Changelog records written to the local rows table a fetch at a time (recovery and standby copies).",
+            registry=r,
+        )
         self.recovering = Gauge(
             f"{PREFIX}_recovering_partitions", "Owner partitions whose rows are being loaded.", registry=r
         )

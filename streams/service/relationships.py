@@ -14,6 +14,7 @@ from streams.engine.alerts import Alert
 from streams.engine.engine import NO_WATERMARK
 from streams.engine.row_codec import row_codec
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
+from streams.service.changelog_restore import ChangelogBatches
 from streams.service.delivery import Checkpointing, Delivery
 from streams.service.faust_internals import partition_databases
 from streams.service.input_gate import seeked_offsets
@@ -76,6 +77,11 @@ class OwnerPartitions:
         self.fetches = UnhandledFetches(self.owner_topic)
         """Owner-stream records the consumer fetched and this agent has not handled yet."""
         app.streams_fetches = self.fetches  # type: ignore[attr-defined]  # fed by faust_internals.input_in_batches
+        if settings.restore_in_batches:
+            changelog = topology.rows.changelog_topic.get_topic_name()
+            app.streams_changelogs = ChangelogBatches(  # type: ignore[attr-defined]  # read by the same patch
+                frozenset({changelog}), metrics.changelog_restored
+            )
         self.poison = PoisonRecords(settings, "relationships", topology.input_partitions, metrics=metrics)
         """Row updates that failed too often: skipped (streams/service/poison_records.py)."""
         self.codec = row_codec(settings.compiled_core)

@@ -218,6 +218,7 @@ def test_dashboard_covers_the_required_views() -> None:
         "increase(relationships_rebalances_total[15m])",
         "relationships_recovering_partitions",
         "rate(relationships_recovered_rows_total[5m])",
+        "rate(relationships_changelog_records_restored_total[5m])",
         "relationships_duplicate_events_total",
         "relationships_late_events_total",
         "relationships_self_interactions_total",

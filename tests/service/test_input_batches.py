@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.service.faust_internals import input_in_batches
 from streams.service.input_batches import InputBatches, InputRecord, acked_runs
 from streams.service.owner_fetches import UnhandledFetches
+from tests.service.fetching_consumer import fetching_consumer
 
 TOPIC = "mentions"
 
@@ -131,24 +130,6 @@ def test_a_hole_read_from_the_broker_is_acked_whole_even_where_no_record_was_fou
     assert acked_runs(batch) == {(TOPIC, 0): [range(8, 10), range(11, 12), range(13, 14)]}
 
 
-def fetching_consumer(
-    fetched: dict[TopicPartition, list[Any]], batches: InputBatches | None, app: Any
-) -> Any:
-    """Faust's aiokafka consumer with only what its `_getmany` touches: its thread's fetch and the app."""
-
-    async def getmany(active_partitions: Any, timeout: float) -> dict[TopicPartition, list[Any]]:  # noqa: ASYNC109
-        app.consumer_generation_id += app.rebalances_while_fetching
-        return dict(fetched)
-
-    consumer: Any = object.__new__(faust_aiokafka.Consumer)
-    consumer._thread = SimpleNamespace(getmany=getmany)
-    consumer.app = app
-    consumer.suspend_flow = asyncio.Event()
-    if batches is not None:
-        app.streams_input = batches
-    return consumer
-
-
 def test_the_consumer_hands_input_records_off_and_gives_faust_the_rest() -> None:
     input_in_batches()
     owner = TopicPartition("relationships.owner-updates", 0)
@@ -158,7 +139,7 @@ def test_the_consumer_hands_input_records_off_and_gives_faust_the_rest() -> None
         monitor = SimpleNamespace(stream_inbound_time={})
         app = SimpleNamespace(consumer_generation_id=4, rebalances_while_fetching=0, monitor=monitor)
         batches = InputBatches({TOPIC}, 100, lambda: app.consumer_generation_id)
-        consumer = fetching_consumer(fetched, batches, app)
+        consumer = fetching_consumer(fetched, app, batches)
         assert await consumer._getmany(None, 1.0) == {owner: ["owner record"]}
         assert positions(await batches.take(10, within=0.01)) == [(0, 0), (0, 1)]
         # Faust's monitor hears of it as of records reaching a stream (else: "Stream has not started processing")
@@ -167,7 +148,7 @@ def test_the_consumer_hands_input_records_off_and_gives_faust_the_rest() -> None
         assert await consumer._getmany(None, 1.0) == {owner: ["owner record"]}
         assert batches.pending == 0
         plain = fetching_consumer(
-            fetched, None, SimpleNamespace(consumer_generation_id=0, rebalances_while_fetching=0)
+            fetched, SimpleNamespace(consumer_generation_id=0, rebalances_while_fetching=0)
         )
         assert await plain._getmany(None, 1.0) == fetched  # an app without a hand-off: Faust's path as it was
 
@@ -188,7 +169,7 @@ def test_the_owner_streams_fetches_are_told_to_the_relationship_agents_tracker()
             consumer_generation_id=4, rebalances_while_fetching=0, monitor=None, streams_fetches=None
         )
         app.streams_fetches = UnhandledFetches(owner_topic)
-        consumer = fetching_consumer(fetched, InputBatches({TOPIC}, 100, lambda: 4), app)
+        consumer = fetching_consumer(fetched, app, InputBatches({TOPIC}, 100, lambda: 4))
         assert await consumer._getmany(None, 1.0) == {owner: owner_records}
         assert len(app.streams_fetches) == 3  # the owner stream's only
         assert app.streams_fetches.between(2, 13, 14) is False  # 13: a transaction marker
