@@ -53,10 +53,10 @@ def measure(name: str, lines: list[bytes], partitions: int) -> dict[str, Any]:
     StatefulSet gives each pod) and keeps its web port, so a restart takes its
     partitions back without waiting for the killed member's session to time out
     (Faust's assignor requires the URL of a static member's cached assignment
-    to be its own). The second restart
-    is a worker without one, after the first stopped: it waits for that
-    member's session timeout, as any restart after a SIGKILL does without
-    static membership.
+    to be its own). The second restart is a worker without one, after the
+    first stopped: it waits for that member's session timeout, as any restart
+    after a SIGKILL does without static membership. The last two lose the
+    data directory: Faust's recovery a record at a time, then in batches.
     """
     rows = distinct_rows(lines)
     env = deployment(partitions, checkpoint_max_rows="50000", instance_id="bench-worker-0")

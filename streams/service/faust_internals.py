@@ -765,6 +765,14 @@ def restore_changelog_batches(
         app.tables.on_standbys_ready()
 
 
+def _split_by_topic(
+    records: Mapping[Any, Any], topics: frozenset[str]
+) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """One fetch's records of `topics`, and the rest, by topic partition."""
+    taken = {tp: fetched for tp, fetched in records.items() if tp.topic in topics}
+    return taken, {tp: fetched for tp, fetched in records.items() if tp not in taken}
+
+
 def input_in_batches() -> None:
     """Records of the input topics skip Faust's per-record path: each fetch hands them over as lists.
 
@@ -804,18 +812,15 @@ def input_in_batches() -> None:
         if listener is not None and records and self.app.consumer_generation_id == generation:
             listener.fetched(records)
         restore: ChangelogRestore | None = getattr(self.app, "streams_changelogs", None)
-        if restore is not None and records:
-            changelogs = {tp: fetched for tp, fetched in records.items() if tp.topic in restore.topics}
-            if changelogs:
-                records = {tp: fetched for tp, fetched in records.items() if tp not in changelogs}
-                if self.flow_active:  # Faust's own check; it reads the generation only after the fetch
-                    restore_changelog_batches(self.app, changelogs, restore)
-        if hand_off is None or not records:
+        if restore is not None:
+            changelogs, records = _split_by_topic(records, restore.topics)
+            if changelogs and self.flow_active:  # Faust's own check; it reads the generation after the fetch
+                restore_changelog_batches(self.app, changelogs, restore)
+        if hand_off is None:
             return records
-        taken = {tp: fetched for tp, fetched in records.items() if tp.topic in hand_off.topics}
+        taken, kept = _split_by_topic(records, hand_off.topics)
         if not taken:
-            return records
-        kept = {tp: fetched for tp, fetched in records.items() if tp not in taken}
+            return kept
         if self.app.consumer_generation_id == generation:
             await hand_off.put(taken, generation, self.suspend_flow)
             monitor = getattr(self.app, "monitor", None)
