@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DATA := data/CollegeMsg.txt.gz
 PYTEST_ARGS ?=
 
-.PHONY: help install install-dev manifests run topics test test-unit lint format kafka kafka-stop kafka-reset kafka-cluster kafka-cluster-stop bench bench-replay bench-rows bench-service bench-codec bench-row-cache bench-partition-open bench-latency bench-recovery bench-guarantees soak mutation check-rules clean
+.PHONY: help install install-dev manifests run topics test test-unit lint format kafka kafka-stop kafka-reset kafka-cluster kafka-cluster-stop bench bench-replay bench-rows bench-service bench-codec bench-row-cache bench-partition-open bench-latency bench-recovery bench-large-worker bench-guarantees soak mutation check-rules clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -100,10 +100,13 @@ bench-latency: install-dev kafka ## alert latency in live (hybrid) mode, p50/p99
 bench-recovery: install-dev kafka ## restart after SIGKILL (local RocksDB kept, and lost): CollegeMsg and ~930k mention rows
 	$(PY) -m bench.bench_recovery --data $(DATA)
 
+bench-large-worker: install-dev kafka ## one worker building ~20M mention rows: RSS as rows grow, RocksDB memory, restart after SIGKILL (~45 min)
+	$(PY) -m bench.bench_large_worker
+
 bench-guarantees: install-dev kafka ## the cost of exactly_once: one backlog under each guarantee, median of 3 runs
 	$(PY) -m bench.bench_guarantees --data $(DATA)
 
-bench: bench-replay bench-rows bench-retention bench-service bench-codec bench-row-cache bench-partition-open bench-latency bench-recovery bench-guarantees ## every benchmark; each writes its section of docs/figures/benchmarks/results.json and redraws the plots
+bench: bench-replay bench-rows bench-retention bench-service bench-codec bench-row-cache bench-partition-open bench-latency bench-recovery bench-large-worker bench-guarantees ## every benchmark; each writes its section of docs/figures/benchmarks/results.json and redraws the plots
 
 soak: install-dev kafka ## steady load for SOAK_MINUTES (default 30; SOAK_GUARANTEE=exactly_once) with RSS sampled; fails if memory keeps growing
 	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30}

@@ -19,21 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.drain import drain, expected_output
-from bench.harness import deployment, metric, produce
+from bench.harness import MemorySampler, deployment, metric, peak_rss_mb, produce
 from bench.results import Recorder
 from bench.workloads import mentions
 from streams.replay import ENGINES, EngineName
 
 GAUGE_INTERVAL_S = 6.0
 """Longer than the worker's 5 s refresh of its row gauges."""
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size of `pid` (VmHWM, /proc/<pid>/status), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
 def one_run(
@@ -44,15 +36,21 @@ def one_run(
     expected = expected_output(lines, env, replay_engine)
     produce(env, lines)
     seen: dict[str, float] = {}
+    samplers: list[MemorySampler] = []
+
+    def sample(processes: list[subprocess.Popen[bytes]], ports: list[int]) -> None:
+        samplers.append(MemorySampler(processes[0].pid, ports[0]))
+        samplers[0].start()
 
     def inspect(processes: list[subprocess.Popen[bytes]], ports: list[int]) -> None:
         time.sleep(GAUGE_INTERVAL_S)  # the row gauges are refreshed on a timer
         seen["peak_rss_mb"] = peak_rss_mb(processes[0].pid)
         for name in ("relationships_rows", "relationships_rows_cached", "relationships_row_reads_total"):
             seen[name] = metric(ports[0], name)
+        samplers[0].stopped.set()
 
     with tempfile.TemporaryDirectory() as tmp:
-        drained = drain(env, 1, expected, Path(tmp), before_stop=inspect).figures()
+        drained = drain(env, 1, expected, Path(tmp), before_stop=inspect, after_start=sample).figures()
     return {
         "settings": env_overrides,
         "peak_rss_mb": round(seen["peak_rss_mb"]),
@@ -61,6 +59,8 @@ def one_run(
         "rows": seen["relationships_rows"],
         "rows_cached": seen["relationships_rows_cached"],
         "row_reads": seen["relationships_row_reads_total"],
+        "rss_growth_mb_per_million_rows": samplers[0].growth_mb_per_million_rows(),
+        "samples": samplers[0].samples,
     }
 
 
@@ -91,7 +91,7 @@ def main() -> int:
         "small_faust_rocksdb": {
             "row_cache_mb": str(args.small_mb),
             "rocksdb_write_buffer_mb": "64",
-            "rocksdb_block_cache_mb": "2048",
+            "rocksdb_memory_mb": "0",
         },
     }
     if args.only_small:
@@ -107,7 +107,7 @@ def main() -> int:
                 f"round {round_ + 1}, {name} {configs[name]}: peak RSS {run['peak_rss_mb']:,} MB, "
                 f"rows {run['rows']:,.0f} ({run['rows_cached']:,.0f} in memory, {run['row_reads']:,.0f} read back), "
                 f"{run['eps_from_start']:,} events/s from the start, {run['eps_after_first_applied']:,} after the "
-                "first applied event\n"
+                f"first applied event; RSS growth {run['rss_growth_mb_per_million_rows']} MB per million rows\n"
             )
             out.flush()
 

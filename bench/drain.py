@@ -352,11 +352,12 @@ def drain(
     stall_s: float = 300.0,
     kill: bool = False,
     before_stop: Callable[[list[subprocess.Popen[bytes]], list[int]], None] | None = None,
+    after_start: Callable[[list[subprocess.Popen[bytes]], list[int]], None] | None = None,
 ) -> Drained:
     """Start `workers` workers on a produced backlog; time them until the stop condition holds.
 
-    The workers are then shown to `before_stop` with their web ports (while they still run), and stopped (SIGTERM), or
-    killed (SIGKILL) when `kill` is set.
+    The workers are shown to `after_start` with their web ports once started, then to `before_stop` (while they
+    still run), and stopped (SIGTERM), or killed (SIGKILL) when `kill` is set.
     """
     settings = settings_for(env)
     ports = [free_port() for _ in range(workers)]
@@ -364,6 +365,8 @@ def drain(
 
     def launch() -> list[subprocess.Popen[bytes]]:
         processes.extend(start_worker(env, data_root / f"w{n}", port) for n, port in enumerate(ports))
+        if after_start is not None:
+            after_start(processes, ports)
         return processes
 
     try:

@@ -98,10 +98,37 @@ def _guarantees(ax: Axes, results: dict[str, Any]) -> None:
     ax.set_title(f"{guarantees['events']:,} events backlog, median and runs")
 
 
+def _memory(ax: Axes, results: dict[str, Any]) -> None:
+    large = results.get("large_worker")
+    if not large:
+        ax.set_title("one worker with many rows: not measured")
+        return
+    samples = large["samples"]
+    rows = [sample["rows"] / 1e6 for sample in samples]
+    ax.plot(rows, [sample["rss_mb"] for sample in samples], label="worker RSS")
+    ax.plot(
+        rows,
+        [sample["rocksdb_block_cache_mb"] for sample in samples],
+        label="RocksDB cache (memtables in it)",
+    )
+    if "held_updates" in samples[0]:
+        held = ax.twinx()
+        held.plot(rows, [sample["held_updates"] / 1e6 for sample in samples], color="grey", linestyle=":")
+        held.set_ylabel("updates held for the watermark (millions, dotted)")
+    ax.axhline(
+        large["rss_target_mb"], color="red", linestyle="--", label=f"target {large['rss_target_mb']:,} MB"
+    )
+    ax.set_xlabel("rows held (millions)")
+    ax.set_ylabel("MB")
+    ax.set_title(f"one worker, {large['rows'] / 1e6:.1f}M rows: memory as rows grow")
+    ax.legend(fontsize=7)
+
+
 def draw(results: dict[str, Any]) -> None:
-    """The five panels, one per benchmark family, with the machine and dates in the title."""
-    fig, axes = plt.subplots(1, 5, figsize=(25, 4.8))
-    for panel, ax in zip((_throughput, _latency, _row_bytes, _recovery, _guarantees), axes, strict=True):
+    """The six panels, one per benchmark family, with the machine and dates in the title."""
+    fig, axes = plt.subplots(1, 6, figsize=(30, 4.8))
+    panels = (_throughput, _latency, _row_bytes, _recovery, _memory, _guarantees)
+    for panel, ax in zip(panels, axes, strict=True):
         panel(ax, results)
     machines = {
         f"{s['machine']['nproc']} CPUs {s['machine']['cpu_model']}, {s['machine']['memory_gib']} GiB"

@@ -102,6 +102,17 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{cache['rss_ratio_to_faust_rocksdb']:.3f} (RSS), {cache['speed_ratio_to_faust_rocksdb']:.3f} "
             "(speed) of Faust's RocksDB memory",
         ))  # fmt: skip
+    if large := results.get("large_worker"):
+        rows.append((
+            f"one worker, mentions ({large['events']:,} events, {large['rows']:,} rows), "
+            f"STREAMS_ROW_CACHE_MB={large['row_cache_mb']}, one run",
+            f"peak RSS {large['peak_rss_mb']:,} MB, growth {large['rss_growth_mb_per_million_rows']} MB per million "
+            f"rows past a quarter of them; restart after SIGKILL, state kept: {large['restart_kept_s']} s",
+            f"RSS before the first row: {large['rss_before_first_row_mb']} MB; targets {large['rss_target_mb']:,} "
+            f"MB and {large['restart_target_s']} s",
+            f"{large['rss_ratio_to_target']:.3f} (RSS), {large['restart_ratio_to_target']:.3f} (restart) of the "
+            "targets",
+        ))  # fmt: skip
     if opened := results.get("partition_open"):
         rows.append((
             f"opening one owner partition, mentions ({opened['events']:,} events, {opened['rows']:,} rows in its "

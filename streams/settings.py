@@ -187,10 +187,10 @@ class Settings(BaseSettings):
         ge=1,
         description="STREAMS_ROCKSDB_WRITE_BUFFER_MB: RocksDB memtable size of each owner partition's database (up to 3 per database before they flush; Faust's default is 64).",
     )
-    rocksdb_block_cache_mb: int = Field(
-        64,
-        ge=1,
-        description="STREAMS_ROCKSDB_BLOCK_CACHE_MB: RocksDB block cache of each owner partition's database, for rows read back from disk (Faust's default is 2048).",
+    rocksdb_memory_mb: int = Field(
+        128,
+        ge=0,
+        description="STREAMS_ROCKSDB_MEMORY_MB: RocksDB memory of the worker's owner partition databases all together: one cache shared by them for the blocks read, their index and filter blocks, and their memtables (at most half of it before one is flushed). 0: each database gets the memory Faust gives it (a 2 GB block cache of its own, index and filter blocks outside it), the baseline of `make bench-row-cache`.",
     )
     compiled_core: bool = Field(
         True,

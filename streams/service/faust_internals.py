@@ -35,12 +35,14 @@ __all__ = [
     "input_in_batches",
     "is_changelog",
     "on_transaction_committed",
+    "open_databases",
     "partition_database",
     "partition_databases",
     "pinned_versions",
     "plain_producer",
     "report_commits",
     "restore_changelog_batches",
+    "share_rocksdb_memory",
     "signature_shape",
     "transaction_lock",
     "transaction_producers",
@@ -286,6 +288,27 @@ INTERNALS: tuple[Internal, ...] = (
         "method",
         "(self, partition)",
         "one partition's RocksDB database (`partition_database`)",
+    ),
+    Internal(
+        "faust.stores.rocksdb:Store",
+        "_dbs",
+        "instance attribute",
+        None,
+        "the partition databases open, by partition (`open_databases`: their memory gauges)",
+    ),
+    Internal(
+        "faust.stores.rocksdb:Store",
+        "rocksdb_options",
+        "instance attribute",
+        None,
+        "the `RocksDBOptions` every partition database is opened with (`share_rocksdb_memory`)",
+    ),
+    Internal(
+        "faust.stores.rocksdb:RocksDBOptions",
+        "as_options",
+        "method",
+        "(self)",
+        "replaced on the store's instance: what `open` opens each database with (`share_rocksdb_memory`)",
     ),
     Internal(
         "faust.tables.recovery:Recovery",
@@ -912,6 +935,23 @@ def partition_databases(store: Any) -> Callable[[int], Any] | None:
 def partition_database(store: Any, partition: int) -> Any:
     """A RocksDB store's database of `partition`."""
     return store._db_for_partition(partition)
+
+
+def open_databases(store: Any) -> list[Any]:
+    """The partition databases a RocksDB store has open now; none for a store without them (in-memory)."""
+    return list(getattr(store, "_dbs", {}).values())
+
+
+def share_rocksdb_memory(store: Any, options_for: Callable[[Any], Any]) -> None:
+    """Open each partition database of a RocksDB `store` with `options_for(its RocksDBOptions)`.
+
+    Faust builds every database's options in `RocksDBOptions.as_options`,
+    with a block cache of its own per call; `options_for` gets the same sizes
+    and can share one cache among them (streams/service/rocksdb_memory.py).
+    """
+    sizes = getattr(store, "rocksdb_options", None)
+    if sizes is not None:  # an in-memory store has no databases
+        sizes.as_options = lambda: options_for(sizes)
 
 
 def changelog_sent_callback(table: Any) -> Callable[[Any], None]:

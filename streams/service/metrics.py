@@ -21,6 +21,8 @@ from streams.engine.events import INTERACTION_TYPES, Reason
 __all__ = ["Metrics"]
 
 PREFIX = "relationships"
+ROCKSDB_MEMORY_COMPONENTS = ("block_cache", "memtables", "table_readers")
+"""The fields of `RocksDBMemoryUse`, the label values of `relationships_rocksdb_memory_bytes`."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -132,6 +134,14 @@ class Metrics:
             "Rows read back from RocksDB because they were not in memory.",
             registry=r,
         )
+        self.rocksdb_memory = Gauge(
+            f"{PREFIX}_rocksdb_memory_bytes",
+            "RocksDB memory of the open owner partition databases, by component: `block_cache` (blocks, index and "
+            "filter blocks, and with STREAMS_ROCKSDB_MEMORY_MB the memtables charged to it), `memtables`, "
+            "`table_readers` (index and filter blocks outside the cache).",
+            ["component"],
+            registry=r,
+        )
         self.established_rows = Gauge(
             f"{PREFIX}_established_rows",
             "Established rows held by this worker, by status (`active` + `dormant` = all established).",
@@ -224,5 +234,7 @@ class Metrics:
             self.alerts.labels(kind=kind)
         for status in ("active", "dormant"):
             self.established_rows.labels(status=status)
+        for component in ROCKSDB_MEMORY_COMPONENTS:
+            self.rocksdb_memory.labels(component=component)
         for stage in ("ingest", "relationships"):
             self.processing.labels(stage=stage)

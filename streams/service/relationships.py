@@ -16,15 +16,16 @@ from streams.engine.row_codec import row_codec
 from streams.service.agent_errors import CrashingSupervisor, stops_the_worker_on_error
 from streams.service.changelog_restore import ChangelogBatches
 from streams.service.delivery import Checkpointing, Delivery
-from streams.service.faust_internals import partition_databases
+from streams.service.faust_internals import open_databases, partition_databases
 from streams.service.input_gate import seeked_offsets
-from streams.service.metrics import Metrics
+from streams.service.metrics import ROCKSDB_MEMORY_COMPONENTS, Metrics
 from streams.service.owner_fetches import UnhandledFetches
 from streams.service.owner_partition import OwnerPartition
 from streams.service.partition_reader import Fetched, read_range
 from streams.service.partition_store import checkpoint_records, open_partition
 from streams.service.poison_records import PoisonRecords
 from streams.service.records import OwnerRecord, decode_owner_record, source_name
+from streams.service.rocksdb_memory import memory_use
 from streams.service.row_store import (
     MemoryTable,
     PartitionDatabase,
@@ -298,6 +299,9 @@ class OwnerPartitions:
         self.metrics.established_rows.labels(status="dormant").set(dormant)
         self.metrics.held.set(held)
         self.metrics.timers.set(timers)
+        used = memory_use(open_databases(self.topology.rows.data), self.topology.rocksdb_memory)
+        for component in ROCKSDB_MEMORY_COMPONENTS:
+            self.metrics.rocksdb_memory.labels(component=component).set(getattr(used, component))
 
 
 def register_relationships(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import faust
 from faust.types import TableT, TopicT
 
+from streams.service.faust_internals import share_rocksdb_memory
+from streams.service.rocksdb_memory import RocksDBMemory
 from streams.settings import Settings
 
 __all__ = [
@@ -54,6 +56,8 @@ class Topology:
     """Relationship rows: key `[owner, contact]` (JSON), value `Row.to_bytes()`."""
     input_partitions: Mapping[str, int]
     """Partitions of each topic the ingest stage reads (inputs, erasures, feedback), as the broker had them at start."""
+    rocksdb_memory: RocksDBMemory | None
+    """The cache every partition database of `rows` shares (`STREAMS_ROCKSDB_MEMORY_MB`); None: Faust's, per database."""
 
 
 def declare_topology(
@@ -85,10 +89,7 @@ def declare_topology(
             key_type=bytes,
             value_type=bytes,
             extra_topic_configs=settings.replication_configs(),
-            options={  # Faust's RocksDBOptions, per partition database
-                "write_buffer_size": settings.rocksdb_write_buffer_mb * MB,
-                "block_cache_size": settings.rocksdb_block_cache_mb * MB,
-            },
+            options={"write_buffer_size": settings.rocksdb_write_buffer_mb * MB},  # Faust's RocksDBOptions
         ),
         input_partitions=dict(input_partitions)
         if input_partitions is not None
@@ -96,7 +97,10 @@ def declare_topology(
             **dict.fromkeys(settings.input_topics(), settings.partitions),
             **dict.fromkeys(settings.control_topics(), 1),
         },
+        rocksdb_memory=RocksDBMemory(settings.rocksdb_memory_mb * MB) if settings.rocksdb_memory_mb else None,
     )
+    if topology.rocksdb_memory is not None:
+        share_rocksdb_memory(topology.rows.data, topology.rocksdb_memory.options)
 
     @app.task
     async def report_partition_counts() -> None:

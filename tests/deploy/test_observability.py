@@ -227,6 +227,7 @@ def test_dashboard_covers_the_required_views() -> None:
         "relationships_stalled_partitions",
         "relationships_producer_send_errors_total",
         "process_resident_memory_bytes",
+        "sum by (instance, component) (relationships_rocksdb_memory_bytes)",
     ):
         assert needle in exprs, needle
 

@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 import bench.drain as drain_module
 from bench.drain import SETTLE_S, Drained, drain, expected_output
+from bench.harness import MemorySampler
 from streams.kafka_admin import bootstrap_servers
 from tests.service.conftest import BROKER, TopicSet, produce_lines
 from tests.service.test_faults import FAST, collegemsg_lines
@@ -73,7 +74,18 @@ def _drain_and_check(
         return start_worker(*args)
 
     monkeypatch.setattr(drain_module, "start_worker", start_and_note)
-    drained = drain(topic_set.env, 1, expected, tmp_path, stall_s=120)
+    hooks: list[tuple[str, list[int]]] = []
+    drained = drain(
+        topic_set.env,
+        1,
+        expected,
+        tmp_path,
+        stall_s=120,
+        after_start=lambda _, ports: hooks.append(("started", list(ports))),
+        before_stop=lambda _, ports: hooks.append(("stopping", list(ports))),
+    )
+    assert [hook for hook, _ in hooks] == ["started", "stopping"]
+    assert hooks[0][1] == hooks[1][1], "the same worker's port, once started and before it stops"
     returned_s = time.time() - launched[0]
     rows, latest_row_sent = _changelog_rows(f"{topic_set.app_id}-rows-changelog")
 
@@ -108,3 +120,15 @@ def test_exactly_once_figures_are_the_commits_that_made_the_output_readable(
     topic_factory: Callable[..., TopicSet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _drain_and_check(topic_factory(3, **FAST, processing_guarantee="exactly_once"), tmp_path, monkeypatch)
+
+
+def test_memory_growth_is_measured_past_a_quarter_of_the_rows() -> None:
+    sampler = MemorySampler(pid=0, port=0)
+    assert sampler.growth_mb_per_million_rows() is None
+    sampler.samples = [
+        {"s": 10.0, "rss_mb": 300, "rows": 0.0},
+        {"s": 20.0, "rss_mb": 700, "rows": 1_000_000.0},  # caches filling: before a quarter of the rows
+        {"s": 30.0, "rss_mb": 900, "rows": 2_000_000.0},
+        {"s": 40.0, "rss_mb": 960, "rows": 6_000_000.0},
+    ]
+    assert sampler.growth_mb_per_million_rows() == 15.0

@@ -319,13 +319,3 @@ def test_a_cache_holding_every_row_never_looks_up_a_new_row_until_it_drops_one()
     assert rows.get(("zed", "x")) is None
     assert table.gets == 1, "once a row was dropped, a miss must look"
     assert {key for key, _ in rows.items()} == {("ann", "bob"), ("ann", "new"), ("ann", "other")}
-
-
-def test_the_partition_databases_get_the_rocksdb_memory_of_the_settings(tmp_path: Path) -> None:
-    from streams.service.app import create_app  # noqa: PLC0415 - builds a Faust app
-    from streams.service.topology import MB, declare_topology  # noqa: PLC0415
-
-    settings = Settings(data_dir=str(tmp_path), rocksdb_write_buffer_mb=8, rocksdb_block_cache_mb=32)
-    options = declare_topology(create_app(settings), settings).rows.data.rocksdb_options
-    assert (options.write_buffer_size, options.block_cache_size) == (8 * MB, 32 * MB)
-    assert Settings().rocksdb_block_cache_mb * MB < options.__class__.block_cache_size, "below Faust's 2 GB"
