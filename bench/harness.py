@@ -25,6 +25,8 @@ from streams.settings import settings_from_env as settings_for
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_INTERVAL_S = 10.0
 """How often the memory of a running worker is sampled."""
+FIRST_ROW_INTERVAL_S = 1.0
+"""How often until it has rows."""
 GROWTH_FROM_ROWS = 0.25
 """Growth is measured from the first sample past this share of the run's rows (caches filled) to the last."""
 
@@ -127,7 +129,11 @@ def rss_mb(pid: int) -> float:
 
 
 class MemorySampler(threading.Thread):
-    """Every `SAMPLE_INTERVAL_S`: a running worker's RSS, its rows and held updates, and RocksDB's memory."""
+    """Every `SAMPLE_INTERVAL_S`: a running worker's RSS, its rows and held updates, and RocksDB's memory.
+
+    Until the worker reports rows, every second: the last sample before its first row is the baseline
+    (a worker that starts fast has rows by the first 10 s sample).
+    """
 
     def __init__(self, pid: int, port: int) -> None:
         super().__init__(daemon=True)
@@ -137,7 +143,7 @@ class MemorySampler(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(SAMPLE_INTERVAL_S):
+        while not self.stopped.wait(SAMPLE_INTERVAL_S if self._has_rows() else FIRST_ROW_INTERVAL_S):
             try:
                 sample = {"s": round(time.monotonic() - self.started, 1), "rss_mb": round(rss_mb(self.pid))}
             except (OSError, RuntimeError):
@@ -149,6 +155,9 @@ class MemorySampler(threading.Thread):
                     metric_labelled(self.port, "relationships_rocksdb_memory_bytes", component=component) / MB
                 )
             self.samples.append(sample)
+
+    def _has_rows(self) -> bool:
+        return bool(self.samples) and self.samples[-1]["rows"] > 0
 
     def growth_mb_per_million_rows(self) -> float | None:
         """RSS growth per million rows from the first sample past `GROWTH_FROM_ROWS` of the rows to the last."""

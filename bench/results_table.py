@@ -9,6 +9,11 @@ from typing import Any
 from bench.results import RESULTS
 
 
+def _mb(value: float | None) -> str:
+    """A sampled size in MB, or why there is none."""
+    return "not sampled (rows by the first sample)" if value is None else f"{value:,.0f} MB"
+
+
 def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for run in results.get("replay", {}).get("runs", []):
@@ -108,8 +113,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"STREAMS_ROW_CACHE_MB={large['row_cache_mb']}, one run",
             f"peak RSS {large['peak_rss_mb']:,} MB, growth {large['rss_growth_mb_per_million_rows']} MB per million "
             f"rows past a quarter of them; restart after SIGKILL, state kept: {large['restart_kept_s']} s",
-            f"RSS before the first row: {large['rss_before_first_row_mb']} MB; targets {large['rss_target_mb']:,} "
-            f"MB and {large['restart_target_s']} s",
+            f"RSS before the first row: {_mb(large['rss_before_first_row_mb'])}; targets "
+            f"{large['rss_target_mb']:,} MB and {large['restart_target_s']} s",
             f"{large['rss_ratio_to_target']:.3f} (RSS), {large['restart_ratio_to_target']:.3f} (restart) of the "
             "targets",
         ))  # fmt: skip

@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from typing import Any, Literal, NamedTuple, Protocol
 
 from aiokafka.structs import TopicPartition
@@ -715,6 +715,13 @@ class FetchListener(Protocol):
         """One fetch's records, by topic partition, before Faust takes them."""
 
 
+class FetchFilter(Protocol):
+    """Which partitions `input_in_batches` fetches (`streams.service.input_alignment.InputAlignment`)."""
+
+    def to_fetch(self, partitions: Set[Any]) -> Set[Any]:
+        """Of Faust's active `partitions`, those to fetch now (never none of them)."""
+
+
 class ChangelogRestore(Protocol):
     """Changelogs `input_in_batches` writes to their tables a fetch at a time (`streams.service.changelog_restore`)."""
 
@@ -819,7 +826,11 @@ def input_in_batches() -> None:
     restarts recovery), also when the fetch spanned a new generation: Faust
     takes those too, and they are read from where the new recovery seeked
     (dropping them left the partition's recovery waiting for records already
-    read, found by `test_workers_join_and_leave_while_data_flows`).
+    read, found by `test_workers_join_and_leave_while_data_flows`). An app
+    with `streams_alignment` (a `FetchFilter`) fetches only the partitions it
+    keeps of Faust's active ones: the others' records stay in aiokafka's
+    buffer (one fetch each at most) and the consumer's position does not
+    move, so Faust's own pausing and resuming are left as they are.
     """
     from faust.transport.consumer import ThreadDelegateConsumer  # noqa: PLC0415
 
@@ -830,6 +841,9 @@ def input_in_batches() -> None:
     async def getmany_handing_off_input(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109
         hand_off: InputHandOff | None = getattr(self.app, "streams_input", None)
         generation = self.app.consumer_generation_id
+        alignment: FetchFilter | None = getattr(self.app, "streams_alignment", None)
+        if alignment is not None and active_partitions:
+            active_partitions = alignment.to_fetch(active_partitions)
         records = await original(self, active_partitions, timeout)
         listener: FetchListener | None = getattr(self.app, "streams_fetches", None)
         if listener is not None and records and self.app.consumer_generation_id == generation:

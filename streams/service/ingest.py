@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -21,6 +22,7 @@ from streams.service.consumer_lag import committed_offsets
 from streams.service.dead_letter import dead_letter
 from streams.service.delivery import Delivery
 from streams.service.faust_internals import ack_offsets
+from streams.service.input_alignment import InputAlignment
 from streams.service.input_batches import InputBatches, InputRecord, acked_runs
 from streams.service.input_gate import InputGate, Sorted, seeked_offsets
 from streams.service.metrics import Metrics
@@ -333,6 +335,15 @@ def _input_position(event: Any) -> tuple[str, int, int]:
     return message.topic, message.partition, message.offset
 
 
+def _highwater(app: faust.App, tp: TP) -> int | None:
+    """The end offset the consumer last saw of `tp` (None: not known, or no longer assigned)."""
+    try:
+        found: int | None = app.consumer.highwater(tp)
+    except Exception:  # revoked meanwhile (aiokafka asserts the assignment)
+        return None
+    return found
+
+
 def _assigned_sources(app: faust.App, topics: set[str]) -> dict[TP, str]:
     """The input partitions assigned to this worker, by topic partition."""
     return {tp: source_name(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics}
@@ -389,6 +400,15 @@ def register_ingest(
     # agent acks what it has sent, as ranges of offsets.
     batches = InputBatches(input_topics, 4 * settings.ingest_batch_size, lambda: app.consumer_generation_id)
     app.streams_input = batches  # type: ignore[attr-defined]
+    alignment = InputAlignment(
+        rekeyer,
+        set(settings.input_topics()),
+        settings.input_max_drift_ms,
+        settings.idle_timeout_ms / 1000,
+        partial(_highwater, app),
+        partial(committed_offsets, app),
+    )
+    app.streams_alignment = alignment  # type: ignore[attr-defined]  # read by faust_internals.input_in_batches
 
     def ack(
         records: Sequence[InputRecord], holes: Mapping[tuple[str, int], list[tuple[int, int]]] | None = None
@@ -465,6 +485,7 @@ def register_ingest(
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
+        metrics.input_partitions_held.set(len(alignment.held))
         revocations = rekeyer.revocations
         markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
         await delivery.send_updates(NOTHING, markers, rekeyer.source_markers)

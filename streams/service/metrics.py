@@ -161,6 +161,11 @@ class Metrics:
         self.held = Gauge(
             f"{PREFIX}_held_updates", "Row updates held back until the watermark passes them.", registry=r
         )
+        self.input_partitions_held = Gauge(
+            f"{PREFIX}_input_partitions_held",
+            "Input partitions not fetched for now: read more than STREAMS_INPUT_MAX_DRIFT_MS ahead of the slowest.",
+            registry=r,
+        )
         self.watermark_lag = Gauge(
             f"{PREFIX}_watermark_lag_seconds",
             "Wall clock minus the watermark, per owner partition.",
