@@ -12,9 +12,10 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer
 
-from bench.harness import deployment, free_port, metric, produce, settings_for, start_worker, stop
+from bench.harness import deployment, free_port, metric, produce, start_worker, stop
 from bench.results import Recorder
 from streams.kafka_admin import bootstrap_servers
+from streams.settings import settings_from_env
 
 SILENCE_MS = 8_000
 
@@ -52,7 +53,7 @@ def main() -> int:
         min_silence_ms=str(SILENCE_MS),
         max_silence_ms=str(SILENCE_MS),
     )
-    settings = settings_for(env)
+    settings = settings_from_env(env)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         worker = start_worker(env, Path(tmp), port)

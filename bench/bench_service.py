@@ -23,11 +23,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.drain import drain, expected_output
-from bench.harness import REPO, deployment, produce, settings_for
+from bench.harness import REPO, deployment, produce
 from bench.results import Recorder
 from bench.workloads import collegemsg, mentions
 from streams.kafka_admin import bootstrap_servers
-from streams.settings import Settings
+from streams.settings import Settings, settings_from_env
 
 
 async def bare_consumer(settings: Settings, expected: int) -> float:
@@ -72,8 +72,8 @@ def measure(name: str, lines: list[bytes], workers: int, partitions: int) -> dic
     env = deployment(partitions)
     expected = expected_output(lines, env)
     produce(env, lines)
-    bare = asyncio.run(bare_consumer(settings_for(env), len(lines)))
-    faust_eps = bare_faust(settings_for(env), len(lines))
+    bare = asyncio.run(bare_consumer(settings_from_env(env), len(lines)))
+    faust_eps = bare_faust(settings_from_env(env), len(lines))
     with tempfile.TemporaryDirectory() as tmp:
         drained = drain(env, workers, expected, Path(tmp)).figures()
     service = drained["eps_from_start"]

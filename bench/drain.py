@@ -34,11 +34,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
-from bench.harness import free_port, metric, settings_for, start_worker, stop
+from bench.harness import free_port, metric, start_worker, stop
 from streams.kafka_admin import bootstrap_servers
 from streams.replay import REPLAY_DEFAULTS, EngineName, ReplaySummary, replay
 from streams.service.row_store import ROW_KEY_PREFIX
-from streams.settings import Settings
+from streams.settings import Settings, settings_from_env
 
 SETTLE_S = 3.0
 """The rows are out once no row record has reached the changelog for this long (> checkpoint + commit interval).
@@ -95,7 +95,7 @@ class Drained:
 def expected_output(lines: list[bytes], env: dict[str, str], engine_name: EngineName = "python") -> Expected:
     """`streams replay` of `lines` with the deployment's settings (`engine_name="compiled"` for many rows:
     the Python engine holds about 1 KB of heap per row)."""
-    settings = Settings(**{**settings_for(env).model_dump(), **REPLAY_DEFAULTS})
+    settings = Settings(**{**settings_from_env(env).model_dump(), **REPLAY_DEFAULTS})
     summary = ReplaySummary()
     alerts = {alert["alert_id"] for alert in replay(lines, settings, summary, engine_name)}
     return Expected(frozenset(alerts), summary.applied)
@@ -359,7 +359,7 @@ def drain(
     The workers are shown to `after_start` with their web ports once started, then to `before_stop` (while they
     still run), and stopped (SIGTERM), or killed (SIGKILL) when `kill` is set.
     """
-    settings = settings_for(env)
+    settings = settings_from_env(env)
     ports = [free_port() for _ in range(workers)]
     processes: list[subprocess.Popen[bytes]] = []
 

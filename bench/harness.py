@@ -19,8 +19,7 @@ from streams.cli.produce import route
 from streams.kafka_admin import create_topics, producer
 from streams.service.metrics import ROCKSDB_MEMORY_COMPONENTS
 from streams.service.topology import MB
-from streams.settings import deployment_env
-from streams.settings import settings_from_env as settings_for
+from streams.settings import deployment_env, settings_from_env
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_INTERVAL_S = 10.0
@@ -45,13 +44,13 @@ def deployment(partitions: int, **overrides: str) -> dict[str, str]:
         partitions,
         **{"idle_timeout_ms": 2000, "log_level": "warning", **overrides},
     )
-    create_topics(settings_for(env), partitions)
+    create_topics(settings_from_env(env), partitions)
     return env
 
 
 def produce(env: dict[str, str], lines: list[bytes]) -> None:
     """Send lines as `python -m streams produce` does."""
-    settings = settings_for(env)
+    settings = settings_from_env(env)
     client = producer(settings)
     for line in lines:
         topic, key = route(line, settings)

@@ -14,6 +14,12 @@ def _mb(value: float | None) -> str:
     return "not sampled (rows by the first sample)" if value is None else f"{value:,.0f} MB"
 
 
+def _held(samples: list[dict[str, Any]]) -> str:
+    """The most updates held for the watermark at any sample, when the samples have them."""
+    held = [sample["held_updates"] for sample in samples if "held_updates" in sample]
+    return f", at most {max(held):,.0f} updates held for the watermark" if held else ""
+
+
 def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for run in results.get("replay", {}).get("runs", []):
@@ -112,7 +118,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"one worker, mentions ({large['events']:,} events, {large['rows']:,} rows), "
             f"STREAMS_ROW_CACHE_MB={large['row_cache_mb']}, one run",
             f"peak RSS {large['peak_rss_mb']:,} MB, growth {large['rss_growth_mb_per_million_rows']} MB per million "
-            f"rows past a quarter of them; restart after SIGKILL, state kept: {large['restart_kept_s']} s",
+            f"rows past a quarter of them{_held(large.get('samples', []))}; restart after SIGKILL, state kept: "
+            f"{large['restart_kept_s']} s",
             f"RSS before the first row: {_mb(large['rss_before_first_row_mb'])}; targets "
             f"{large['rss_target_mb']:,} MB and {large['restart_target_s']} s",
             f"{large['rss_ratio_to_target']:.3f} (RSS), {large['restart_ratio_to_target']:.3f} (restart) of the "
