@@ -208,12 +208,13 @@ class Rekeyer:
         self._batch_next = {}
         return True
 
+    def queued_to(self, source: str, committed: int | None) -> int:
+        """The offset below which every record of `source` is queued (read here, or committed by whoever read it)."""
+        return max(self.next_offset.get(source, 0), committed or 0)
+
     def caught_up(self, source: str, committed: int | None, end_offset: int | None) -> bool:
         """Every record of `source` below its end offset is queued (read here, or committed by whoever read it)."""
-        if end_offset is None:
-            return False
-        done = max(self.next_offset.get(source, 0), committed or 0)
-        return done >= end_offset
+        return end_offset is not None and self.queued_to(source, committed) >= end_offset
 
     def quiet(self, source: str) -> bool:
         """No record from `source` for `idle_timeout` (the clock starts when it is first asked about).

@@ -77,9 +77,10 @@ class InputAlignment:
         if self.max_drift_ms <= 0 or len(inputs) < 2:
             self.held = frozenset()
             return self.held
+        sources = {tp: source_name(tp.topic, tp.partition) for tp in inputs}
         sent = self.rekeyer.sent
-        times = {tp: sent.get(source_name(tp.topic, tp.partition)) for tp in inputs}
-        waiting = self._waiting(inputs)
+        times = {tp: sent.get(source) for tp, source in sources.items()}
+        waiting = self._waiting(sources)
         if not waiting:
             self.held = frozenset()
             return self.held
@@ -93,15 +94,16 @@ class InputAlignment:
         )
         return self.held
 
-    def _waiting(self, inputs: list[Any]) -> list[Any]:
-        """The partitions with records not queued yet, that moved in the last `stall_s` or were held back."""
+    def _waiting(self, sources: Mapping[Any, str]) -> list[Any]:
+        """Of `sources` (topic partition -> source name), those with records not queued yet that moved in the
+        last `stall_s` or were held back."""
         now = self.clock()
-        committed = self.committed(inputs)
-        next_offset = self.rekeyer.next_offset
+        committed = self.committed(list(sources))
+        queued_to = self.rekeyer.queued_to
         progress, held = self._progress, self.held
         waiting: list[Any] = []
-        for tp in inputs:
-            done = max(next_offset.get(source_name(tp.topic, tp.partition), 0), committed.get(tp) or 0)
+        for tp, source in sources.items():
+            done = queued_to(source, committed.get(tp))
             end = self.highwater(tp)
             if end is not None and done >= end:
                 progress.pop(tp, None)
@@ -112,7 +114,6 @@ class InputAlignment:
             elif now - last[1] >= self.stall_s:
                 continue
             waiting.append(tp)
-        if len(progress) > 2 * len(inputs):
-            kept = set(inputs)
-            self._progress = {tp: last for tp, last in progress.items() if tp in kept}
+        if len(progress) > 2 * len(sources):
+            self._progress = {tp: last for tp, last in progress.items() if tp in sources}
         return waiting

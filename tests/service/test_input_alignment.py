@@ -13,11 +13,15 @@ import pytest
 from aiokafka.structs import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from streams.service.faust_internals import input_in_batches
+from streams.service.ingest import Rekeyer
 from streams.service.input_alignment import InputAlignment
 from streams.service.input_batches import InputBatches
+from streams.service.metrics import Metrics
 from streams.service.records import source_name
+from streams.settings import Settings
 from tests.service.conftest import TopicSet, Worker, metric_samples, produce_lines
 from tests.service.fetching_consumer import fetching_consumer
 from tests.service.test_faults import (
@@ -45,7 +49,7 @@ class Input:
     """What the alignment reads: the ingest's progress, the consumer's end offsets and committed offsets."""
 
     def __init__(self) -> None:
-        self.rekeyer = SimpleNamespace(sent={}, next_offset={})
+        self.rekeyer = Rekeyer(Settings(), Metrics(CollectorRegistry()))
         self.ends: dict[TopicPartition, int] = {}
         self.commits: dict[TopicPartition, int] = {}
         self.clock = Clock()
@@ -58,7 +62,7 @@ class Input:
 
     def alignment(self, drift_ms: int = HOUR, stall_s: float = 30.0) -> InputAlignment:
         return InputAlignment(
-            self.rekeyer,  # type: ignore[arg-type]
+            self.rekeyer,
             {MENTIONS, LIKES},
             drift_ms,
             stall_s,
