@@ -31,7 +31,11 @@ def measure(events: int, partitions: int, row_cache_mb: int) -> dict[str, Any]:
     lines = mentions(events)
     rows = distinct_rows(lines)
     env = deployment(
-        partitions, row_cache_mb=str(row_cache_mb), checkpoint_max_rows="50000", instance_id="bench-large-0"
+        partitions,
+        row_cache_mb=str(row_cache_mb),
+        checkpoint_max_rows="50000",
+        instance_id="bench-large-0",
+        input_max_drift_ms="60000",
     )
     expected = expected_output(lines, env, "compiled")
     produce(env, lines)

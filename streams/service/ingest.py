@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from functools import partial
 from typing import Any
 
@@ -76,7 +76,8 @@ class Rekeyer:
         self.revocations = 0
         """Revocations so far: a heartbeat sent across one takes its idleness back again (`overtaken`)."""
         self._reported_idle: set[str] = set()
-        self._claimed_idle: set[str] = set()  # idle in the last heartbeat
+        self.claimed_idle: frozenset[str] = frozenset()
+        """The input partitions the last heartbeat reported idle: owner partitions let the watermark pass them."""
         self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
         self.poisoned: Mapping[tuple[str, int, int], InvalidEvent] = {}
         """Input records (topic, partition, offset) to reject whole: poison records (`PoisonRecords.records`)."""
@@ -232,7 +233,7 @@ class Rekeyer:
     def heartbeat(self, idle: dict[str, bool]) -> dict[str, Marker]:
         """Markers for the assigned input partitions, each idle or not."""
         self._reported_idle |= {source for source, is_idle in idle.items() if is_idle}
-        self._claimed_idle = {source for source, is_idle in idle.items() if is_idle}
+        self.claimed_idle = frozenset(source for source, is_idle in idle.items() if is_idle)
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
 
     def source_markers(self, markers: dict[str, Marker], source: str) -> dict[str, Marker]:
@@ -249,7 +250,7 @@ class Rekeyer:
         found: dict[str, Marker] = {
             other: (None, False)
             for other, (_max_ts, idle) in markers.items()
-            if not idle and other in self._claimed_idle
+            if not idle and other in self.claimed_idle
         }
         if source in markers:
             found[source] = markers[source]
@@ -261,12 +262,17 @@ class Rekeyer:
             source: self.next_offset.get(source, 0) for source, is_idle in idle.items() if is_idle
         }
 
-    def idle_now(self, sources: list[str]) -> dict[str, bool]:
-        """Idle as last judged, and still: nothing read since, quiet, no rebalance (no broker call: heartbeats stay fast)."""
+    def idle_now(self, sources: list[str], unfetched: Set[str] = frozenset()) -> dict[str, bool]:
+        """Idle as last judged, and still: nothing read since, quiet, no rebalance (no broker call: heartbeats stay fast).
+
+        A partition in `unfetched` (held back by `InputAlignment`) is never idle: records reaching it would be
+        read only after the others' had moved the watermark past them.
+        """
         judged = self._judged_idle
         return {
             source: not self.rebalancing
             and source in judged
+            and source not in unfetched
             and self.next_offset.get(source, 0) == judged[source]
             and self.quiet(source)
             for source in sources
@@ -288,7 +294,7 @@ class Rekeyer:
         self.revocations += 1
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
-        self._claimed_idle = set()
+        self.claimed_idle = frozenset()
         markers = {source: (self.sent.get(source), False) for source in sorted(retracted)}
         self._seen.clear()
         self.sent.clear()
@@ -488,7 +494,9 @@ def register_ingest(
     async def heartbeat() -> None:
         metrics.input_partitions_held.set(len(alignment.held))
         revocations = rekeyer.revocations
-        markers = rekeyer.heartbeat(rekeyer.idle_now(sorted(_assigned_sources(app, input_topics).values())))
+        assigned = sorted(_assigned_sources(app, input_topics).values())
+        held = {source_name(tp.topic, tp.partition) for tp in alignment.held}
+        markers = rekeyer.heartbeat(rekeyer.idle_now(assigned, held))
         await delivery.send_updates(NOTHING, markers, rekeyer.source_markers)
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:

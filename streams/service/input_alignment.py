@@ -29,7 +29,10 @@ class InputAlignment:
     Streams' choice of the partition with the oldest record do, a partition
     whose event time (`Rekeyer.sent`, the largest `ts` it has queued) is more
     than `max_drift_ms` ahead of the frontier is not fetched until the
-    frontier comes within `max_drift_ms` of it. The frontier is the smallest
+    frontier comes within `max_drift_ms` of it. A partition the last
+    heartbeat claimed idle is never held (nor is a held one claimed idle,
+    `Rekeyer.idle_now`): owner partitions let the watermark pass it, so
+    records reaching it must be read with the others', not after them. The frontier is the smallest
     event time among the partitions with records waiting (not queued up to
     the end offset the consumer last saw); one not read since the last
     assignment has none yet and is the frontier until it is read. The
@@ -89,8 +92,11 @@ class InputAlignment:
         else:
             frontier = min(ts for tp in waiting if (ts := times[tp]) is not None)
         limit = None if frontier is None else frontier + self.max_drift_ms
+        claimed_idle = self.rekeyer.claimed_idle
         self.held = frozenset(
-            tp for tp, ts in times.items() if ts is not None and (limit is None or ts > limit)
+            tp
+            for tp, ts in times.items()
+            if ts is not None and (limit is None or ts > limit) and sources[tp] not in claimed_idle
         )
         return self.held
 
