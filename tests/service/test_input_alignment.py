@@ -237,7 +237,7 @@ def test_the_input_always_moves_the_slowest_partition_with_records_waiting_is_fe
         if alignment.held:
             slowest = min((tp for tp in tps if tp not in unread), key=lambda tp: times(tp) or 0)
             behind = (times(slowest) or 0) + drift_ms
-            if slowest in alignment.held or any((times(tp) or 0) <= behind for tp in alignment.held):
+            if any((times(tp) or 0) <= behind for tp in alignment.held):  # the slowest itself among them
                 assert unread  # a partition is held within the drift of the slowest only for one not read yet
 
 
