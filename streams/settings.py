@@ -77,9 +77,9 @@ class Settings(BaseSettings):
         description="STREAMS_IDLE_TIMEOUT_MS: an input partition caught up and silent this long (wall time) stops holding the watermark back (30 s).",
     )
     input_max_drift_ms: int = Field(
-        0,
+        60_000,
         ge=0,
-        description="STREAMS_INPUT_MAX_DRIFT_MS: an input partition read this far (event time) ahead of the slowest one with records waiting is not fetched until that one comes closer, so a backlog is read in event-time order and few updates wait for the watermark (0: off, the default; 60000 is the value measured, docs/guarantees.md section 11).",
+        description="STREAMS_INPUT_MAX_DRIFT_MS: an input partition read this far (event time) ahead of the slowest one with records waiting is not fetched until that one comes closer, so a backlog is read in event-time order and few updates wait for the watermark (1 min; 0: off; docs/guarantees.md section 11).",
     )
     clock: Clock = Field(
         "hybrid",
@@ -337,6 +337,10 @@ class Settings(BaseSettings):
     def idle_claim_ms(self) -> int:
         """How long (record time) an owner partition trusts an idleness claim not repeated: four heartbeats."""
         return 4 * self.tick_interval_ms
+
+    def idle_judgement_max_age_ms(self) -> int:
+        """How old the end offsets an idleness claim rests on may be (asked that long ago at most): two heartbeats."""
+        return 2 * self.tick_interval_ms
 
     def replication_configs(self) -> dict[str, str]:
         """Topic configs every topic the service creates gets (`min.insync.replicas`).

@@ -76,9 +76,10 @@ class Rekeyer:
         self.revocations = 0
         """Revocations so far: a heartbeat sent across one takes its idleness back again (`overtaken`)."""
         self._reported_idle: set[str] = set()
-        self.claimed_idle: frozenset[str] = frozenset()
-        """The input partitions the last heartbeat reported idle: owner partitions let the watermark pass them."""
+        self._claiming: frozenset[str] = frozenset()  # claimed by the heartbeat on its way
+        self._claims_lapse_at: dict[str, int] = {}  # source -> wall ms when its last claim lapses everywhere
         self._judged_idle: dict[str, int] = {}  # source -> its next offset when judged idle
+        self._judged_at = -float("inf")  # monotonic time the last judgement's end offsets were asked for
         self.poisoned: Mapping[tuple[str, int, int], InvalidEvent] = {}
         """Input records (topic, partition, offset) to reject whole: poison records (`PoisonRecords.records`)."""
 
@@ -231,44 +232,84 @@ class Rekeyer:
         return now - last >= self.settings.idle_timeout_ms / 1000
 
     def heartbeat(self, idle: dict[str, bool]) -> dict[str, Marker]:
-        """Markers for the assigned input partitions, each idle or not."""
-        self._reported_idle |= {source for source, is_idle in idle.items() if is_idle}
-        self.claimed_idle = frozenset(source for source, is_idle in idle.items() if is_idle)
+        """Markers for the assigned input partitions, each idle or not: a claim of idleness counts from now."""
+        if self._claiming:  # the last heartbeat's send never returned: its claims may be out
+            self._claims_sent(self._claiming)
+        claims = frozenset(source for source, is_idle in idle.items() if is_idle)
+        self._reported_idle |= claims
+        self._claiming = claims
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
+
+    def heartbeat_sent(self, markers: dict[str, Marker]) -> None:
+        """Heartbeat `markers` are queued to every owner partition: their claims lapse `idle_claim_ms` from now."""
+        self._claims_sent({source for source, (_max_ts, idle) in markers.items() if idle})
+        self._claiming = frozenset()
+
+    def _claims_sent(self, claims: Set[str]) -> None:
+        lapse_at = self.wall_clock() + self.settings.idle_claim_ms()
+        for source in claims:
+            self._claims_lapse_at[source] = lapse_at
+
+    @property
+    def claimed_idle(self) -> frozenset[str]:
+        """The input partitions owner partitions may take for idle, letting the watermark pass them.
+
+        Those claimed by the heartbeat on its way, and those of a claim sent
+        less than `idle_claim_ms` ago. An owner partition trusts a claim for
+        `idle_claim_ms` of record time (a record's timestamp is when it was
+        queued), so a record queued later finds it lapsed whatever it read
+        before, and whichever producer (transaction) queued it. A later
+        heartbeat claiming nothing is no sooner proof: its records may queue
+        behind a broker outage (21 s in a CI run, 2026-12-03), or, under
+        exactly_once, commit after another partition's records.
+        """
+        now = self.wall_clock()
+        lapses = self._claims_lapse_at
+        if any(lapse_at < now for lapse_at in lapses.values()):
+            self._claims_lapse_at = lapses = {source: at for source, at in lapses.items() if at >= now}
+        return self._claiming | lapses.keys() if lapses else self._claiming
 
     def source_markers(self, markers: dict[str, Marker], source: str) -> dict[str, Marker]:
         """exactly_once: the markers a record of `source` carries: its own, and the batch's idleness taken back.
 
         Each input partition's updates and marker go in a record of their own
         (its transaction), so an owner partition reads a batch one input
-        partition at a time. One the last heartbeat called idle stays idle
+        partition at a time. One they may take for idle (`claimed_idle`) stays idle
         there until its own record comes (a claim holds four heartbeats): the
         markers of the others, read first, moved the watermark past its
         updates, which arrived late (docs/guarantees.md, "Broker outage").
         Every record of the batch takes those claims back, claiming no progress.
         """
+        claimed = self.claimed_idle
         found: dict[str, Marker] = {
             other: (None, False)
             for other, (_max_ts, idle) in markers.items()
-            if not idle and other in self.claimed_idle
+            if not idle and other in claimed
         }
         if source in markers:
             found[source] = markers[source]
         return found
 
-    def judge_idle(self, idle: dict[str, bool]) -> None:
-        """Remember which input partitions `_idle_sources` found idle, and how far they had been read then."""
+    def judge_idle(self, idle: dict[str, bool], asked_at: float) -> None:
+        """Remember which input partitions `_idle_sources` found idle, how far they had been read then, and when
+        (`time.monotonic()`) their end offsets were asked for."""
         self._judged_idle = {
             source: self.next_offset.get(source, 0) for source, is_idle in idle.items() if is_idle
         }
+        self._judged_at = asked_at
 
     def idle_now(self, sources: list[str], unfetched: Set[str] = frozenset()) -> dict[str, bool]:
         """Idle as last judged, and still: nothing read since, quiet, no rebalance (no broker call: heartbeats stay fast).
 
         A partition in `unfetched` (held back by `InputAlignment`) is never idle: records reaching it would be
-        read only after the others' had moved the watermark past them.
+        read only after the others' had moved the watermark past them. Nothing is idle on end offsets asked for
+        more than `idle_judgement_max_age_ms` ago: records produced since are not in them. After a broker outage
+        the answer took 5.5 s; the heartbeat then claimed two partitions idle whose records, produced meanwhile,
+        were read after the others' had moved the watermark past them (994 late events, one run in nine).
         """
         judged = self._judged_idle
+        if time.monotonic() - self._judged_at > self.settings.idle_judgement_max_age_ms() / 1000:
+            judged = {}
         return {
             source: not self.rebalancing
             and source in judged
@@ -294,7 +335,8 @@ class Rekeyer:
         self.revocations += 1
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
-        self.claimed_idle = frozenset()
+        self._claiming = frozenset()
+        self._claims_lapse_at = {}
         markers = {source: (self.sent.get(source), False) for source in sorted(retracted)}
         self._seen.clear()
         self.sent.clear()
@@ -488,7 +530,8 @@ def register_ingest(
     # judgement, checked against what was read since, so they keep their pace.
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def judge_idleness() -> None:
-        rekeyer.judge_idle(await _idle_sources(app, input_topics, rekeyer, offsets.ends))
+        asked_at = time.monotonic()
+        rekeyer.judge_idle(await _idle_sources(app, input_topics, rekeyer, offsets.ends), asked_at)
 
     @app.timer(interval=settings.tick_interval_ms / 1000)
     async def heartbeat() -> None:
@@ -498,6 +541,7 @@ def register_ingest(
         held = {source_name(tp.topic, tp.partition) for tp in alignment.held}
         markers = rekeyer.heartbeat(rekeyer.idle_now(assigned, held))
         await delivery.send_updates(NOTHING, markers, rekeyer.source_markers)
+        rekeyer.heartbeat_sent(markers)
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:
             await delivery.send_updates(NOTHING, retraction, rekeyer.source_markers)

@@ -29,14 +29,15 @@ class InputAlignment:
     Streams' choice of the partition with the oldest record do, a partition
     whose event time (`Rekeyer.sent`, the largest `ts` it has queued) is more
     than `max_drift_ms` ahead of the frontier is not fetched until the
-    frontier comes within `max_drift_ms` of it. A partition the last
-    heartbeat claimed idle is never held (nor is a held one claimed idle,
-    `Rekeyer.idle_now`): owner partitions let the watermark pass it, so
-    records reaching it must be read with the others', not after them.
-    The frontier is the smallest event time among the partitions with
-    records waiting (not queued up to the end offset the consumer last
-    saw); one not read since the last assignment has none yet and is the frontier until it is read. The
-    frontier's own partition is never held back, so the input always moves;
+    frontier comes within `max_drift_ms` of it. A partition owner partitions
+    may still take for idle (`Rekeyer.claimed_idle`) is never held (nor is a
+    held one claimed idle, `Rekeyer.idle_now`): owner partitions let the
+    watermark pass it, so records reaching it must be read with the others',
+    not after them. The frontier is the smallest event time among the
+    partitions with records waiting (not queued up to the end offset the
+    consumer last saw); one not read since the last assignment has none yet
+    and is the frontier until it is read. The frontier's own partition is
+    never held back, so the input always moves;
     one that shows records waiting but moves no further for `stall_s`
     (a transaction marker at its end, say) stops counting. Control topics
     (erasures, feedback) are never held and never the frontier. Each worker

@@ -152,20 +152,33 @@ def test_a_revocation_takes_back_reported_idleness_until_the_next_assignment() -
 def test_heartbeats_use_the_last_judgement_only_while_nothing_was_read_since() -> None:
     rekeyer = fresh_rekeyer()
     queue_batch(rekeyer, range(0, 3))
-    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)))
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)), time.monotonic())
     assert rekeyer.idle_now([SOURCE, "other:0"]) == {SOURCE: True, "other:0": False}
     queue_batch(rekeyer, range(3, 5))  # read after the judgement: active until judged again
     assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
-    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=5, committed=None, fetched=5)))
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=5, committed=None, fetched=5)), time.monotonic())
     assert rekeyer.idle_now([SOURCE]) == {SOURCE: True}
     rekeyer.retract_idle()
     assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
 
 
+def test_nothing_is_idle_on_end_offsets_asked_for_more_than_two_heartbeats_ago() -> None:
+    # A broker outage's aftermath (2026-12-03): the end offsets came back 5.5 s after they were asked for, without
+    # the records produced meanwhile; claimed idle on them, two partitions had their records passed by the watermark.
+    rekeyer = fresh_rekeyer()
+    queue_batch(rekeyer, range(0, 3))
+    max_age_s = rekeyer.settings.idle_judgement_max_age_ms() / 1000
+    judged = idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3))
+    rekeyer.judge_idle(judged, time.monotonic() - max_age_s - 0.5)
+    assert rekeyer.idle_now([SOURCE]) == {SOURCE: False}
+    rekeyer.judge_idle(judged, time.monotonic() - max_age_s + 0.5)
+    assert rekeyer.idle_now([SOURCE]) == {SOURCE: True}
+
+
 def test_a_heartbeat_overtaken_by_a_revocation_takes_its_idleness_back_again() -> None:
     rekeyer = fresh_rekeyer()
     queue_batch(rekeyer, range(0, 3))
-    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)))
+    rekeyer.judge_idle(idle(rekeyer, FakeConsumer(end_offset=3, committed=None, fetched=3)), time.monotonic())
     before = rekeyer.revocations
     markers = rekeyer.heartbeat(rekeyer.idle_now([SOURCE, "other:0"]))
     assert rekeyer.overtaken(markers, before) == {}  # no revocation meanwhile: nothing to take back

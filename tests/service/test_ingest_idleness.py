@@ -1,4 +1,4 @@
-"""exactly_once: a batch's records, read one input partition at a time, take back the idleness the last heartbeat claimed."""
+"""exactly_once: a batch's records, read one input partition at a time, take back the idleness claimed meanwhile."""
 
 from __future__ import annotations
 
@@ -96,13 +96,17 @@ def test_the_order_records_are_read_in_does_not_change_the_outcome() -> None:
     assert dict(ahead_first.engine.rows) == dict(own_first.engine.rows)
 
 
-def test_idleness_is_taken_back_only_for_the_batch_and_only_until_the_next_heartbeat() -> None:
-    rekeyer = Rekeyer(SETTINGS, Metrics(CollectorRegistry()))
-    rekeyer.heartbeat(dict.fromkeys(SOURCES, True))
+def test_idleness_is_taken_back_only_for_the_batch_and_only_while_a_claim_may_stand() -> None:
+    now = [RECORD_MS]
+    rekeyer = Rekeyer(SETTINGS, Metrics(CollectorRegistry()), lambda: now[0])
+    rekeyer.heartbeat_sent(rekeyer.heartbeat(dict.fromkeys(SOURCES, True)))
     markers = {MENTIONS: (T0, False), REPLIES: (T0 + 1, False)}
     # a partition not in the batch (likes) keeps its claim: it must not hold the watermark back
     assert rekeyer.source_markers(markers, REPLIES) == {MENTIONS: (None, False), REPLIES: (T0 + 1, False)}
-    rekeyer.heartbeat({MENTIONS: False, REPLIES: False, LIKES: True})
+    rekeyer.heartbeat_sent(rekeyer.heartbeat({MENTIONS: False, REPLIES: False, LIKES: True}))
+    # owner partitions may read this record before the heartbeat's: the claim stands until it lapses
+    assert rekeyer.source_markers(markers, REPLIES) == {MENTIONS: (None, False), REPLIES: (T0 + 1, False)}
+    now[0] += SETTINGS.idle_claim_ms() + 1
     assert rekeyer.source_markers(markers, REPLIES) == {REPLIES: (T0 + 1, False)}
     # idle markers (a heartbeat's) never take anything back
     rekeyer.heartbeat(dict.fromkeys(SOURCES, True))
