@@ -240,9 +240,10 @@ class Rekeyer:
         self._claiming = claims
         return {source: (self.sent.get(source), is_idle) for source, is_idle in idle.items()}
 
-    def heartbeat_sent(self, markers: dict[str, Marker]) -> None:
-        """Heartbeat `markers` are queued to every owner partition: their claims lapse `idle_claim_ms` from now."""
-        self._claims_sent({source for source, (_max_ts, idle) in markers.items() if idle})
+    def heartbeat_sent(self) -> None:
+        """The last heartbeat's markers are queued to every owner partition: its claims lapse `idle_claim_ms`
+        from now."""
+        self._claims_sent(self._claiming)
         self._claiming = frozenset()
 
     def _claims_sent(self, claims: Set[str]) -> None:
@@ -264,10 +265,9 @@ class Rekeyer:
         exactly_once, commit after another partition's records.
         """
         now = self.wall_clock()
-        lapses = self._claims_lapse_at
-        if any(lapse_at < now for lapse_at in lapses.values()):
-            self._claims_lapse_at = lapses = {source: at for source, at in lapses.items() if at >= now}
-        return self._claiming | lapses.keys() if lapses else self._claiming
+        return self._claiming | {
+            source for source, lapse_at in self._claims_lapse_at.items() if lapse_at >= now
+        }
 
     def source_markers(self, markers: dict[str, Marker], source: str) -> dict[str, Marker]:
         """exactly_once: the markers a record of `source` carries: its own, and the batch's idleness taken back.
@@ -541,7 +541,7 @@ def register_ingest(
         held = {source_name(tp.topic, tp.partition) for tp in alignment.held}
         markers = rekeyer.heartbeat(rekeyer.idle_now(assigned, held))
         await delivery.send_updates(NOTHING, markers, rekeyer.source_markers)
-        rekeyer.heartbeat_sent(markers)
+        rekeyer.heartbeat_sent()
         retraction = rekeyer.overtaken(markers, revocations)
         if retraction:
             await delivery.send_updates(NOTHING, retraction, rekeyer.source_markers)

@@ -99,11 +99,13 @@ def test_the_order_records_are_read_in_does_not_change_the_outcome() -> None:
 def test_idleness_is_taken_back_only_for_the_batch_and_only_while_a_claim_may_stand() -> None:
     now = [RECORD_MS]
     rekeyer = Rekeyer(SETTINGS, Metrics(CollectorRegistry()), lambda: now[0])
-    rekeyer.heartbeat_sent(rekeyer.heartbeat(dict.fromkeys(SOURCES, True)))
+    rekeyer.heartbeat(dict.fromkeys(SOURCES, True))
+    rekeyer.heartbeat_sent()
     markers = {MENTIONS: (T0, False), REPLIES: (T0 + 1, False)}
     # a partition not in the batch (likes) keeps its claim: it must not hold the watermark back
     assert rekeyer.source_markers(markers, REPLIES) == {MENTIONS: (None, False), REPLIES: (T0 + 1, False)}
-    rekeyer.heartbeat_sent(rekeyer.heartbeat({MENTIONS: False, REPLIES: False, LIKES: True}))
+    rekeyer.heartbeat({MENTIONS: False, REPLIES: False, LIKES: True})
+    rekeyer.heartbeat_sent()
     # owner partitions may read this record before the heartbeat's: the claim stands until it lapses
     assert rekeyer.source_markers(markers, REPLIES) == {MENTIONS: (None, False), REPLIES: (T0 + 1, False)}
     now[0] += SETTINGS.idle_claim_ms() + 1

@@ -164,7 +164,8 @@ def test_a_partition_claimed_idle_is_never_held_however_far_ahead() -> None:
     alignment = given.alignment()
     assert alignment.to_fetch({M0, M1, L0}) == {M0, M1}
     assert alignment.held == {L0}
-    given.rekeyer.heartbeat_sent(given.rekeyer.heartbeat(dict.fromkeys(sources.values(), False)))
+    given.rekeyer.heartbeat(dict.fromkeys(sources.values(), False))
+    given.rekeyer.heartbeat_sent()
     assert alignment.to_fetch({M0, M1, L0}) == {M0, M1}  # the claim stands until it lapses
     given.wall_clock.now_ms += Settings().idle_claim_ms() + 1  # no longer claimed: held like any other
     assert alignment.to_fetch({M0, M1, L0}) == {M0}
@@ -180,12 +181,12 @@ def test_a_claim_stands_until_it_lapses_at_every_owner_partition_counted_from_wh
     m0, m1 = source_name(MENTIONS, 0), source_name(MENTIONS, 1)
     alignment = given.alignment()
     claim_ms = Settings().idle_claim_ms()
-    stuck = given.rekeyer.heartbeat({m0: True, m1: True})
+    given.rekeyer.heartbeat({m0: True, m1: True})
     given.wall_clock.now_ms += 21_000  # on its way all along
     assert alignment.to_fetch({M0, M1}) == {M0, M1}
-    given.rekeyer.heartbeat_sent(stuck)
-    nothing_claimed = given.rekeyer.heartbeat({m0: False, m1: False})  # no proof the claim is gone
-    given.rekeyer.heartbeat_sent(nothing_claimed)
+    given.rekeyer.heartbeat_sent()
+    given.rekeyer.heartbeat({m0: False, m1: False})  # no proof the claim is gone
+    given.rekeyer.heartbeat_sent()
     given.wall_clock.now_ms += claim_ms
     assert alignment.to_fetch({M0, M1}) == {M0, M1}
     given.wall_clock.now_ms += 1
