@@ -12,11 +12,11 @@ from streams.broker_tls import TLS_PROTOCOLS, broker_ssl_context
 from streams.service.changelog_ends import committed_ends
 from streams.service.faust_internals import (
     commit_every_transaction,
+    commit_only_open_transactions,
     coordinator_lookups_survive_a_lost_broker,
     high_waters_from_the_broker,
     idempotent_producers,
     input_in_batches,
-    report_commits,
     uncommitted_partitions_from_the_beginning,
 )
 from streams.service.input_gate import record_seeks, seeked_offsets
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.exactly_once:
         coordinator_lookups_survive_a_lost_broker()
         commit_every_transaction()
-        report_commits()
+        commit_only_open_transactions()
         high_waters_from_the_broker(
             lambda changelogs: asyncio.to_thread(committed_ends, settings, changelogs)
         )

@@ -27,6 +27,7 @@ __all__ = [
     "changelog_sent_callback",
     "check_faust_internals",
     "commit_every_transaction",
+    "commit_only_open_transactions",
     "consumer_committed_offsets",
     "differences",
     "high_waters_from_the_broker",
@@ -40,7 +41,6 @@ __all__ = [
     "partition_databases",
     "pinned_versions",
     "plain_producer",
-    "report_commits",
     "restore_changelog_batches",
     "share_rocksdb_memory",
     "signature_shape",
@@ -119,7 +119,7 @@ INTERNALS: tuple[Internal, ...] = (
         "commit_transactions",
         "method",
         "(self, tid_to_offset_map, group_id, start_new_transaction=True)",
-        "wrapped by `report_commits`",
+        "replaced by `commit_only_open_transactions`",
     ),
     Internal(
         "faust.transport.drivers.aiokafka:Producer",
@@ -529,8 +529,11 @@ def commit_every_transaction() -> None:
         finally:
             producer.streams_committing = None
         for transactional_id, transaction in list(producer._transaction_producers.items()):
-            if transactional_id not in ended and transaction._txn_manager.is_in_transaction():
-                async with producer._trn_locks[transactional_id]:
+            if transactional_id in ended:
+                continue
+            async with producer._trn_locks[transactional_id]:
+                # Checked under the lock: a revocation's abort takes it too.
+                if transaction._txn_manager.is_in_transaction():
                     await transaction.commit_transaction()
                     _on_committed(producer, transactional_id)
                     if start_new_transaction:
@@ -552,29 +555,52 @@ def _on_committed(producer: Any, transactional_id: str) -> None:
 
 
 def on_transaction_committed(producer: Any, listener: Callable[[str], None]) -> None:
-    """Call `listener(transactional_id)` after each transaction of Faust's `producer` commits (`report_commits`)."""
+    """Call `listener(transactional_id)` after each transaction of Faust's `producer` commits (`commit_only_open_transactions`)."""
     producer.streams_on_committed = listener
 
 
-def report_commits() -> None:
-    """faust-streaming 0.15.3, exactly_once: let the service know which transactions Faust commits."""
+def commit_only_open_transactions() -> None:
+    """faust-streaming 0.15.3, exactly_once: commit only transactions still open, and tell the service which committed.
+
+    A revocation aborts every open transaction (`Transactions.abort_open`);
+    Faust begins them again only at the assignment that follows. A commit
+    in between (the consumer's periodic one, or one under way when the
+    rebalance began) sent offsets to a producer with no transaction and
+    crashed the worker (IllegalOperation "Not in the middle of a
+    transaction"; a worker leaving the join/leave test exited with status 1).
+    Those offsets belong to aborted work, which is redone from the committed
+    offsets: they are not committed, and the transaction is not reported.
+    """
     from faust.transport.drivers.aiokafka import Producer  # noqa: PLC0415
 
-    if getattr(Producer.commit_transactions, "_reports", False):
+    if getattr(Producer.commit_transactions, "_commits_only_open", False):
         return
-    commit_transactions = Producer.commit_transactions
 
-    async def reporting(
+    async def committing_only_open(
         self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
     ) -> None:
-        await commit_transactions(
-            self, tid_to_offset_map, group_id, start_new_transaction=start_new_transaction
-        )
-        for transactional_id in tid_to_offset_map:
-            _on_committed(self, transactional_id)
+        for transactional_id, offsets in tid_to_offset_map.items():
+            async with self._trn_locks[transactional_id]:
+                transaction = self._transaction_producers.get(transactional_id)
+                if transaction is None:
+                    log.warning(
+                        "commit of unknown transaction %s: its offsets are not committed", transactional_id
+                    )
+                    continue
+                if not transaction._txn_manager.is_in_transaction():
+                    log.info(
+                        "transaction %s was aborted by a revocation: its offsets are not committed",
+                        transactional_id,
+                    )
+                    continue
+                await transaction.send_offsets_to_transaction(offsets, group_id)
+                await transaction.commit_transaction()
+                _on_committed(self, transactional_id)
+                if start_new_transaction:
+                    await transaction.begin_transaction()
 
-    reporting._reports = True  # type: ignore[attr-defined]
-    _replace(Producer, "commit_transactions", reporting)
+    committing_only_open._commits_only_open = True  # type: ignore[attr-defined]
+    _replace(Producer, "commit_transactions", committing_only_open)
 
 
 def high_waters_from_the_broker(

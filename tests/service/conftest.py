@@ -132,6 +132,16 @@ class Worker:
         """The worker's log so far."""
         return self.log_path.read_text(errors="replace")
 
+    def trouble(self, tail: int = 30) -> str:
+        """What a failed assertion on this worker should show: its error lines and tracebacks, then its last lines."""
+        lines = self.log_text().splitlines()
+        flagged = [
+            line for line in lines if "[ERROR]" in line or "[CRITICAL]" in line or not line.startswith("[")
+        ]
+        return "\n".join(
+            [f"--- {self.name}: errors and tracebacks", *flagged[-80:], "--- last lines", *lines[-tail:]]
+        )
+
 
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., Worker]]:

@@ -43,7 +43,7 @@ from tests.service.conftest import REPO
 
 STREAMS = REPO / "streams"
 SEAM = STREAMS / "service" / "faust_internals.py"
-PATCH_MARKERS = {"_ends_every_transaction", "_reports", "_rewinds", "_idempotent", "_hands_off"}
+PATCH_MARKERS = {"_ends_every_transaction", "_commits_only_open", "_rewinds", "_idempotent", "_hands_off"}
 """Attributes the seam sets on its own replacements so that a second `create_app` does not patch twice."""
 FOREIGN_PRIVATE_NAMES_ALLOWED = {
     "_SubParsersAction": "argparse's sub-parser type, in the CLI's annotations",
@@ -373,3 +373,59 @@ def test_a_coordinator_lookup_that_loses_its_connection_is_retried_not_fatal() -
     assert (client.lookups, client.metadata_updates) == (3, 2)
     faust_internals.coordinator_lookups_survive_a_lost_broker()  # applied once, however often called
     assert inspect.unwrap(Sender._find_coordinator) is original
+
+
+class FakeTransaction:
+    """An aiokafka transactional producer's calls, recorded; `abort` ends its transaction as a revocation does."""
+
+    def __init__(self, calls: list[str], name: str) -> None:
+        self.calls = calls
+        self.name = name
+        self.open = True
+        self._txn_manager = SimpleNamespace(is_in_transaction=lambda: self.open)
+
+    async def send_offsets_to_transaction(self, offsets: Any, group_id: str) -> None:
+        assert self.open, "IllegalOperation: Not in the middle of a transaction"
+        self.calls.append(f"{self.name}: offsets {offsets} of {group_id}")
+
+    async def commit_transaction(self) -> None:
+        assert self.open, "IllegalOperation: Not in the middle of a transaction"
+        self.calls.append(f"{self.name}: commit")
+
+    async def begin_transaction(self) -> None:
+        self.open = True
+        self.calls.append(f"{self.name}: begin")
+
+    async def abort(self, lock: asyncio.Lock) -> None:
+        async with lock:
+            await asyncio.sleep(0)
+            self.open = False
+            self.calls.append(f"{self.name}: abort")
+
+
+def test_a_commit_skips_transactions_a_revocation_aborted_and_reports_only_those_it_committed() -> None:
+    """The join/leave test's exit status 1: the periodic commit met a transaction aborted until the next assignment."""
+    faust_internals.commit_only_open_transactions()
+    calls: list[str] = []
+    kept, aborted, racing = (FakeTransaction(calls, name) for name in ("kept", "aborted", "racing"))
+    aborted.open = False
+    producer = SimpleNamespace(
+        _trn_locks=defaultdict(asyncio.Lock),
+        _transaction_producers={"kept": kept, "aborted": aborted, "racing": racing},
+    )
+    reported: list[str] = []
+    faust_internals.on_transaction_committed(producer, reported.append)
+    offsets = {"kept": {"k": 1}, "aborted": {"a": 2}, "racing": {"r": 3}}
+
+    async def main() -> None:
+        # The revocation's abort holds the lock of `racing` when the commit comes to it.
+        abort = asyncio.ensure_future(racing.abort(producer._trn_locks["racing"]))
+        await asyncio.sleep(0)
+        await faust_aiokafka.Producer.commit_transactions(producer, offsets, "g")
+        await abort
+
+    asyncio.run(main())
+    assert calls == ["kept: offsets {'k': 1} of g", "kept: commit", "kept: begin", "racing: abort"]
+    assert reported == ["kept"]
+    faust_internals.commit_only_open_transactions()  # applied once, however often called
+    assert inspect.unwrap(faust_aiokafka.Producer.commit_transactions).__name__ == "commit_transactions"

@@ -61,7 +61,7 @@ def test_topics_made_with_4_partitions_and_a_worker_on_the_default_6_give_the_re
     worker = worker_factory(topic_set)
     produce_lines(topic_set, lines)
     assert_like_the_replay(topic_set, want, [worker])
-    assert alive(worker), worker.log_text()[-3000:]
+    assert alive(worker), worker.trouble()
     owner, changelog = (
         owner_updates_topic_name(topic_set.settings),
         rows_changelog_topic_name(topic_set.settings),
