@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import TP
@@ -42,7 +42,7 @@ from streams.service.records import (
 from streams.service.topology import Topology
 from streams.settings import Settings
 
-__all__ = ["Rekeyer", "register_ingest", "wall_clock_ms", "with_missing"]
+__all__ = ["Rebalances", "Rekeyer", "faust_rebalances", "register_ingest", "wall_clock_ms", "with_missing"]
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,38 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+class Rebalances(NamedTuple):
+    """Faust's rebalances, as the ingest checks them before acking a batch (`Rekeyer.acks_stand`)."""
+
+    begun: int
+    """Rebalances begun so far: Faust counts one as it begins, before it drops the pending acks."""
+    under_way: bool
+    """One is under way: from its beginning until its partitions are recovered."""
+
+
+def faust_rebalances(app: faust.App) -> Rebalances:
+    """`app`'s rebalances (`App.rebalancing_count`, `App.rebalancing`: set on the consumer's thread)."""
+    return Rebalances(app.rebalancing_count, bool(app.rebalancing))
+
+
 class Rekeyer:
     """Splits input batches into owner partitions and tracks what each input partition has sent."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, wall_clock: Callable[[], int] = wall_clock_ms
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        wall_clock: Callable[[], int] = wall_clock_ms,
+        rebalances: Callable[[], Rebalances] = lambda: Rebalances(0, False),
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.wall_clock = wall_clock
         """Epoch ms now: with the hybrid clock, events more than `max_future_ms` ahead of it are dead letters."""
+        self.rebalances = rebalances
+        """Faust's count of rebalances begun, and whether one is under way (`faust_internals.rebalances`)."""
+        self.revoked_in = 0
+        """The count of the rebalance whose revocation was handled last (`retract_idle`)."""
         self._seen: dict[str, int] = {}
         self._consumed: dict[tuple[str, str], Any] = {}
         self.sent: dict[str, int] = {}
@@ -187,8 +209,10 @@ class Rekeyer:
         """The (non-idle) markers that follow a batch from `sources`."""
         return {source: (self._seen.get(source), False) for source in sources}
 
-    def mark_sent(self, markers: dict[str, Marker], revocations: int | None = None) -> bool:
-        """The batch these markers cover is queued: heartbeats may now report its progress.
+    def mark_sent(
+        self, markers: dict[str, Marker], revocations: int | None = None, taken_in: int | None = None
+    ) -> bool:
+        """The batch these markers cover is queued: heartbeats may now report its progress, and it may be acked.
 
         `revocations` is `self.revocations` when the batch was taken. If a
         revocation came since, nothing is recorded and False is returned: its
@@ -197,8 +221,17 @@ class Rekeyer:
         anyway (after `retract_idle` cleared what was read) left the input gate
         believing the batch sent when the partition came back, and its records
         were acked without their updates: lost.
+
+        `taken_in` is Faust's rebalance count when the batch was taken. A
+        rebalance begins (Faust drops the pending acks) well before its
+        revocation reaches `retract_idle` (and the transactions are aborted):
+        a batch that a rebalance began under, or that was taken between the
+        beginning and the revocation, is not acked either. Its acks would
+        outlive the abort, and Faust commits the first run of acked offsets
+        wherever it starts: `likes:3` was committed from 366 to 572 past
+        records whose updates were aborted (docs/guarantees.md §4).
         """
-        if revocations is not None and revocations != self.revocations:
+        if not self.acks_stand(revocations, taken_in):
             self._batch_next = {}
             return False
         for source, (max_ts, _idle) in markers.items():
@@ -209,6 +242,15 @@ class Rekeyer:
                 self.next_offset[source] = offset
         self._batch_next = {}
         return True
+
+    def acks_stand(self, revocations: int | None, taken_in: int | None) -> bool:
+        """No rebalance since a batch was taken aborts its sends (`mark_sent`): its records may be acked."""
+        if revocations is not None and revocations != self.revocations:
+            return False
+        if taken_in is None:
+            return True
+        now = self.rebalances()
+        return now.begun == taken_in and (not now.under_way or self.revoked_in == now.begun)
 
     def queued_to(self, source: str, committed: int | None) -> int:
         """The offset below which every record of `source` is queued (read here, or committed by whoever read it)."""
@@ -333,6 +375,7 @@ class Rekeyer:
         """
         self.rebalancing = True
         self.revocations += 1
+        self.revoked_in = self.rebalances().begun
         self._judged_idle = {}
         retracted, self._reported_idle = self._reported_idle, set()
         self._claiming = frozenset()
@@ -436,7 +479,7 @@ def register_ingest(
     app: faust.App, topology: Topology, settings: Settings, metrics: Metrics, delivery: Delivery
 ) -> Rekeyer:
     """Register the ingest agent on the three input topics and its heartbeat timer."""
-    rekeyer = Rekeyer(settings, metrics)
+    rekeyer = Rekeyer(settings, metrics, rebalances=partial(faust_rebalances, app))
     poison = PoisonRecords(settings, "ingest", topology.input_partitions)
     within = settings.ingest_batch_within_ms / 1000
     input_topics = set(settings.source_topics())
@@ -476,9 +519,10 @@ def register_ingest(
         while True:
             fetched = await batches.take(settings.ingest_batch_size, within)
             started = time.perf_counter()
-            revocations = rekeyer.revocations
+            revocations, taken_in = rekeyer.revocations, rekeyer.rebalances().begun
             batch = gate.sort(fetched)
-            ack(batch.ack_only)
+            if rekeyer.acks_stand(revocations, taken_in):
+                ack(batch.ack_only)
             events = await with_missing(batch, settings)
             if not events:
                 continue
@@ -520,8 +564,8 @@ def register_ingest(
                 split, markers, rekeyer.source_markers
             ):
                 continue  # its partitions moved (exactly_once): not acked, their next reader sends it
-            if not rekeyer.mark_sent(markers, revocations):
-                continue  # revoked meanwhile: not acked, read again from the committed offsets
+            if not rekeyer.mark_sent(markers, revocations, taken_in):
+                continue  # a rebalance came meanwhile: not acked, read again from the committed offsets
             ack(events, batch.missing)
             metrics.processing.labels(stage="ingest").observe(time.perf_counter() - started)
 
