@@ -528,16 +528,9 @@ def commit_every_transaction() -> None:
             committed = await commit_tps(self, tps, start_new_transaction)
         finally:
             producer.streams_committing = None
-        for transactional_id, transaction in list(producer._transaction_producers.items()):
-            if transactional_id in ended:
-                continue
-            async with producer._trn_locks[transactional_id]:
-                # Checked under the lock: a revocation's abort takes it too.
-                if transaction._txn_manager.is_in_transaction():
-                    await transaction.commit_transaction()
-                    _on_committed(producer, transactional_id)
-                    if start_new_transaction:
-                        await transaction.begin_transaction()
+        for transactional_id in list(transaction_producers(producer)):
+            if transactional_id not in ended:
+                await _commit_if_open(producer, transactional_id, start_new_transaction)
         return bool(committed)
 
     ending_every_transaction._ends_every_transaction = True  # type: ignore[attr-defined]
@@ -580,27 +573,39 @@ def commit_only_open_transactions() -> None:
         self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
     ) -> None:
         for transactional_id, offsets in tid_to_offset_map.items():
-            async with self._trn_locks[transactional_id]:
-                transaction = self._transaction_producers.get(transactional_id)
-                if transaction is None:
-                    log.warning(
-                        "commit of unknown transaction %s: its offsets are not committed", transactional_id
-                    )
-                    continue
-                if not transaction._txn_manager.is_in_transaction():
-                    log.info(
-                        "transaction %s was aborted by a revocation: its offsets are not committed",
-                        transactional_id,
-                    )
-                    continue
-                await transaction.send_offsets_to_transaction(offsets, group_id)
-                await transaction.commit_transaction()
-                _on_committed(self, transactional_id)
-                if start_new_transaction:
-                    await transaction.begin_transaction()
+            await _commit_if_open(self, transactional_id, start_new_transaction, (offsets, group_id))
 
     committing_only_open._commits_only_open = True  # type: ignore[attr-defined]
     _replace(Producer, "commit_transactions", committing_only_open)
+
+
+async def _commit_if_open(
+    producer: Any, transactional_id: str, start_new_transaction: bool, offsets: tuple[Any, str] | None = None
+) -> None:
+    """Under the transaction's lock, which a revocation's abort takes too: if it is open, send it
+    `offsets` (and their group) if any, commit it, report it (`_on_committed`) and begin the next.
+    Offsets for a transaction gone or aborted are dropped, logged: they belong to work redone."""
+    async with producer._trn_locks[transactional_id]:
+        transaction = transaction_producers(producer).get(transactional_id)
+        if transaction is None:
+            if offsets is not None:
+                log.warning(
+                    "commit of unknown transaction %s: its offsets are not committed", transactional_id
+                )
+            return
+        if not in_transaction(transaction):
+            if offsets is not None:
+                log.info(
+                    "transaction %s was aborted by a revocation: its offsets are not committed",
+                    transactional_id,
+                )
+            return
+        if offsets is not None:
+            await transaction.send_offsets_to_transaction(*offsets)
+        await transaction.commit_transaction()
+        _on_committed(producer, transactional_id)
+        if start_new_transaction:
+            await transaction.begin_transaction()
 
 
 def high_waters_from_the_broker(

@@ -81,7 +81,7 @@ class Rekeyer:
         self.wall_clock = wall_clock
         """Epoch ms now: with the hybrid clock, events more than `max_future_ms` ahead of it are dead letters."""
         self.rebalances = rebalances
-        """Faust's count of rebalances begun, and whether one is under way (`faust_internals.rebalances`)."""
+        """Faust's count of rebalances begun, and whether one is under way (`faust_rebalances`)."""
         self.revoked_in = 0
         """The count of the rebalance whose revocation was handled last (`retract_idle`)."""
         self._seen: dict[str, int] = {}

@@ -335,19 +335,14 @@ class FaustRebalances:
 # When the batch is taken and when it is marked sent, along a rebalance: begun, revoked (`retract_idle`),
 # ended; whether its acks stand. The ingest acks only what `mark_sent` accepts.
 REBALANCE_MOMENTS = [
-    (
-        "before",
-        "begun",
-        False,
-    ),  # CI's loss of 2026-12-03: acked after Faust dropped the acks, before the abort
-    ("begun", "begun", False),  # taken between the beginning and the revocation: its sends are aborted too
+    # CI's loss of 2026-12-03: acked after Faust dropped the acks, before the abort.
+    ("before", "begun", False),
+    # Taken between the beginning and the revocation: its sends are aborted too.
+    ("begun", "begun", False),
     ("before", "revoked", False),
     ("begun", "revoked", False),
-    (
-        "revoked",
-        "revoked",
-        True,
-    ),  # after the revocation: the next generation's, sent once the partition is seeked
+    # After the revocation: the next generation's, sent once the partition is seeked.
+    ("revoked", "revoked", True),
     ("revoked", "ended", True),
     ("ended", "ended", True),
     ("before", "before", True),
